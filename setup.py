@@ -1,0 +1,25 @@
+"""nightshift: a daily batch ML scoring framework on Luigi."""
+from setuptools import setup
+
+setup(
+    name="nightshift",
+    version="0.1.0",
+    description="Nightly batch scoring of a whole client base: Spark features, scikit-learn model, gated publish.",
+    packages=["tasks", "targets"],
+    python_requires=">=3.10",
+    install_requires=[
+        "luigi>=3.8.1,<4",
+        "pyspark>=4.0,<5",
+        # PySpark 4.x does not support pandas 3 yet.
+        "pandas>=2.2,<3",
+        "numpy>=1.26,<3",
+        "pyarrow>=15",
+        "scikit-learn>=1.5,<2",
+        # luigi's task history (luigid) breaks on SQLAlchemy 2.
+        "sqlalchemy>=1.4.54,<2",
+        "psycopg2-binary>=2.9,<3",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6.100", "aiosmtpd>=1.4"],
+    },
+)

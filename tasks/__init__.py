@@ -1,0 +1,1 @@
+"""nightshift's Luigi tasks: `luigi --module tasks DailyScoring --date YYYY-MM-DD`."""

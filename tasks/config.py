@@ -1,0 +1,80 @@
+"""Configuration: one luigi.Config class per luigi.cfg section, and the one place paths are built."""
+import datetime as dt
+import os
+
+import luigi
+
+
+class paths(luigi.Config):
+    root = luigi.Parameter(default="data", description="Root URI of every dataset, model, report and the SQLite file.")
+
+
+class spark(luigi.Config):
+    master = luigi.Parameter(default="local[*]", description="Spark master URL.")
+    conf = luigi.Parameter(default="", description="Extra Spark settings: key=value per line or separated by |.")
+    driver_memory = luigi.Parameter(default="2g", description="spark.driver.memory (client mode).")
+    log_level = luigi.Parameter(default="ERROR", description="Spark's log level on the console.")
+
+
+class raw(luigi.Config):
+    encoding = luigi.Parameter(default="utf-8", description="Encoding of the client CSV drops (e.g. cp1251).")
+    salary_min = luigi.FloatParameter(default=1000.0, description="Lowest plausible salary, roubles per month.")
+    salary_max = luigi.FloatParameter(default=10_000_000.0, description="Highest plausible salary, roubles per month.")
+    age_min = luigi.IntParameter(default=18)
+    age_max = luigi.IntParameter(default=100)
+
+
+class features(luigi.Config):
+    window_days = luigi.IntParameter(default=30, description="Longest transaction window in days.")
+
+
+class model(luigi.Config):
+    retrain = luigi.ChoiceParameter(choices=["daily", "weekly", "monthly"], default="weekly")
+    training_snapshots = luigi.IntParameter(default=4, description="Labelled snapshots per training set (last one is the holdout).")
+    snapshot_spacing_days = luigi.IntParameter(default=7)
+    label_lag_days = luigi.IntParameter(default=30, description="Days after a snapshot until its labels land.")
+    seed = luigi.IntParameter(default=42)
+
+
+class validate(luigi.Config):
+    psi_warn = luigi.FloatParameter(default=0.1)
+    psi_fail = luigi.FloatParameter(default=0.25)
+    max_quarantine_rate = luigi.FloatParameter(default=0.01)
+
+
+class publish(luigi.Config):
+    url = luigi.Parameter(default="", description="SQLAlchemy URL; NIGHTSHIFT_PUBLISH_URL wins; empty = SQLite under root.")
+
+    def database_url(self) -> str:
+        url = os.environ.get("NIGHTSHIFT_PUBLISH_URL") or self.url
+        if url:
+            return url
+        return "sqlite:///" + os.path.abspath(path("nightshift.db"))
+
+
+def _day(date: dt.date) -> str:
+    return date.isoformat()
+
+
+def path(*parts: str) -> str:
+    """A path under `[paths] root`: the one function that joins dataset paths."""
+    root = paths().root.rstrip("/")
+    return "/".join([root, *parts])
+
+
+def raw_path(kind: str, date: dt.date) -> str:
+    """Folder of one upstream drop: raw/{clients,transactions,labels}/dt=YYYY-MM-DD."""
+    return path("raw", kind, f"dt={_day(date)}")
+
+
+def truth_path(date: dt.date) -> str:
+    return path("truth", f"dt={_day(date)}")
+
+
+def dataset_path(kind: str, date: dt.date) -> str:
+    """Folder of a dataset we produce: e.g. dataset_path('features/table', D) -> root/features/table/date=D."""
+    return path(*kind.split("/"), f"date={_day(date)}")
+
+
+def model_path(model_date: dt.date) -> str:
+    return path("models", _day(model_date))
