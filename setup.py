@@ -6,6 +6,7 @@ setup(
     version="0.1.0",
     description="Nightly batch scoring of a whole client base: Spark features, scikit-learn model, gated publish.",
     packages=["tasks", "targets"],
+    package_data={"tasks": ["log4j2.properties"]},
     python_requires=">=3.10",
     install_requires=[
         "luigi>=3.8.1,<4",

@@ -1,1 +1,14 @@
 """nightshift's Luigi tasks: `luigi --module tasks DailyScoring --date YYYY-MM-DD`."""
+from tasks.features import ClientFeatures, FeatureTable, TransactionDaily, TransactionFeatures
+from tasks.pipeline import DailyScoring
+from tasks.predict import Predict
+from tasks.publish import Publish
+from tasks.raw import RawClients, RawLabels, RawTransactions
+from tasks.train import TrainingSet, TrainModel
+from tasks.validate import ValidatePredictions
+
+__all__ = [
+    "RawClients", "RawTransactions", "RawLabels",
+    "ClientFeatures", "TransactionDaily", "TransactionFeatures", "FeatureTable",
+    "TrainingSet", "TrainModel", "Predict", "ValidatePredictions", "Publish", "DailyScoring",
+]

@@ -1,0 +1,76 @@
+"""Folder targets: complete only when their `_SUCCESS` flag exists, written whole or not at all."""
+from contextlib import contextmanager
+from typing import Iterator
+
+import luigi
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from targets import fs
+
+SUCCESS = "_SUCCESS"
+
+
+class DirectoryTarget(luigi.Target):
+    """A folder (local path or URI) that exists, for Luigi, only once `_SUCCESS` is in it."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri!r})"
+
+    @property
+    def path(self) -> str:
+        return self.uri
+
+    @property
+    def spark_path(self) -> str:
+        return fs.spark_uri(self.uri)
+
+    def exists(self) -> bool:
+        return fs.is_file(fs.join(self.uri, SUCCESS))
+
+    def file(self, name: str) -> str:
+        return fs.join(self.uri, name)
+
+    @contextmanager
+    def temporary_path(self) -> Iterator[str]:
+        """Write the whole folder under a hidden sibling; it becomes the target (flagged) on success."""
+        with fs.temporary_dir(self.uri) as tmp:
+            yield tmp
+            if not fs.is_file(fs.join(tmp, SUCCESS)):
+                fs.write_bytes(fs.join(tmp, SUCCESS), b"")
+
+    def write_file(self, name: str, data: bytes) -> None:
+        """Write one file into the folder in place (atomically), without flagging the folder complete."""
+        fs.write_bytes(self.file(name), data)
+
+    def read_file(self, name: str) -> bytes:
+        return fs.read_bytes(self.file(name))
+
+    def mark_complete(self) -> None:
+        fs.write_bytes(self.file(SUCCESS), b"")
+
+    def remove(self) -> bool:
+        return fs.delete(self.uri)
+
+
+class ParquetTarget(DirectoryTarget):
+    """A parquet dataset folder, written by Spark (`spark_path`) or from pandas, read back as either."""
+
+    def write_pandas(self, frame: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        with self.temporary_path() as tmp:
+            filesystem, path = fs.resolve(tmp)
+            filesystem.create_dir(path, recursive=True)
+            pq.write_table(table, f"{path}/part-00000.parquet", filesystem=filesystem)
+
+    def read_arrow(self, columns: list[str] | None = None) -> pa.Table:
+        filesystem, path = fs.resolve(self.uri)
+        return pads.dataset(path, filesystem=filesystem, format="parquet").to_table(columns=columns)
+
+    def read_pandas(self, columns: list[str] | None = None) -> pd.DataFrame:
+        return self.read_arrow(columns).to_pandas()

@@ -1,0 +1,38 @@
+"""Date maths of the graph: transaction windows, model cadence, training snapshots. No luigi here."""
+import datetime as dt
+
+DAY = dt.timedelta(days=1)
+
+
+def window_dates(score_date: dt.date, days: int) -> list[dt.date]:
+    """The `days` calendar days before `score_date`, oldest first (data up to D-1 scores D)."""
+    if days < 1:
+        raise ValueError(f"a window needs at least one day, got {days}")
+    return [score_date - k * DAY for k in range(days, 0, -1)]
+
+
+def model_date(score_date: dt.date, retrain: str) -> dt.date:
+    """The date of the model that scores `score_date` under a cadence.
+
+    `daily`: the day itself; `weekly`: the Monday on or before it; `monthly`: the first of its month.
+    All scoring dates of one period share one model.
+    """
+    if retrain == "daily":
+        return score_date
+    if retrain == "weekly":
+        return score_date - score_date.weekday() * DAY
+    if retrain == "monthly":
+        return score_date.replace(day=1)
+    raise ValueError(f"[model] retrain must be daily, weekly or monthly, got {retrain!r}")
+
+
+def training_snapshots(model_day: dt.date, count: int, spacing_days: int, label_lag_days: int) -> list[dt.date]:
+    """Scoring dates whose labels had landed before `model_day`, newest last (the newest is the holdout).
+
+    The labels of snapshot S land `label_lag_days` after it, and a run on M sees data up to M-1, so
+    the newest usable snapshot is `M - label_lag_days - 1`; the others go back `spacing_days` at a time.
+    """
+    if count < 2:
+        raise ValueError(f"training needs at least 2 snapshots (train + holdout), got {count}")
+    newest = model_day - (label_lag_days + 1) * DAY
+    return [newest - k * spacing_days * DAY for k in range(count - 1, -1, -1)]

@@ -1,0 +1,110 @@
+"""Shared fixtures: Luigi state reset per test, config overlays under tmp_path, generated sample data."""
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import luigi
+import luigi.configuration
+import luigi.execution_summary
+import pytest
+from luigi.task_register import Register
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Small but complete: 7-day windows, two labelled snapshots a day apart, labels after 2 days.
+SCORE_DATE = dt.date(2026, 3, 2)
+SAMPLE = dict(clients=600, days=12, label_lag=2, seed=11)
+TEST_CONFIG = {
+    "spark": {"master": "local[2]", "conf": "spark.sql.shuffle.partitions=2|spark.ui.enabled=false|spark.ui.showConsoleProgress=false"},
+    "features": {"window_days": "7"},
+    "model": {"retrain": "daily", "training_snapshots": "2", "snapshot_spacing_days": "1", "label_lag_days": "2"},
+    "validate": {"max_quarantine_rate": "0.05"},
+}
+
+
+class Overlay:
+    """Set luigi config values for one test; the previous values come back afterwards."""
+
+    def __init__(self):
+        self.parser = luigi.configuration.get_config()
+        self.saved = []
+
+    def set(self, section: str, key: str, value) -> None:
+        had = self.parser.has_option(section, key)
+        self.saved.append((section, key, self.parser.get(section, key) if had else None, had))
+        if not self.parser.has_section(section):
+            self.parser.add_section(section)
+        self.parser.set(section, key, str(value))
+        Register.clear_instance_cache()
+
+    def restore(self) -> None:
+        for section, key, value, had in reversed(self.saved):
+            if had:
+                self.parser.set(section, key, value)
+            else:
+                self.parser.remove_option(section, key)
+        Register.clear_instance_cache()
+
+
+@pytest.fixture(autouse=True)
+def fresh_luigi():
+    Register.clear_instance_cache()
+    yield
+    Register.clear_instance_cache()
+
+
+@pytest.fixture
+def overlay():
+    ov = Overlay()
+    yield ov
+    ov.restore()
+
+
+@pytest.fixture
+def root(tmp_path, overlay):
+    """An empty `[paths] root` under tmp_path with the small test configuration."""
+    for section, values in TEST_CONFIG.items():
+        for key, value in values.items():
+            overlay.set(section, key, value)
+    data = tmp_path / "root"
+    data.mkdir()
+    overlay.set("paths", "root", str(data))
+    overlay.set("publish", "url", f"sqlite:///{data}/nightshift.db")
+    return data
+
+
+def make_sample_data(target: Path, end: dt.date, **kwargs) -> None:
+    args = {**SAMPLE, **kwargs}
+    cmd = [sys.executable, str(REPO / "bin" / "make-sample-data"), "--root", str(target), "--end", end.isoformat()]
+    for key, value in args.items():
+        cmd += [f"--{key.replace('_', '-')}", str(value)]
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory):
+    """Raw drops (and truth) for SCORE_DATE, generated once per session; copy before changing."""
+    target = tmp_path_factory.mktemp("sample")
+    make_sample_data(target, SCORE_DATE - dt.timedelta(days=1))
+    return target
+
+
+@pytest.fixture
+def sample_root(root, sample_data):
+    """`root` filled with a private copy of the session's sample drops."""
+    for name in ("raw", "truth"):
+        shutil.copytree(sample_data / name, root / name)
+    return root
+
+
+def build(*tasks, workers: int = 1) -> dict[str, set]:
+    """Run tasks with the local scheduler; the execution summary's task sets by category."""
+    result = luigi.build(list(tasks), local_scheduler=True, detailed_summary=True, workers=workers)
+    return luigi.execution_summary._summary_dict(result.worker)
+
+
+def families(tasks) -> list[str]:
+    return sorted(task.task_family for task in tasks)
