@@ -108,3 +108,33 @@ def build(*tasks, workers: int = 1) -> dict[str, set]:
 
 def families(tasks) -> list[str]:
     return sorted(task.task_family for task in tasks)
+
+
+@pytest.fixture(scope="session")
+def scored_template(tmp_path_factory, sample_data):
+    """A root where DailyScoring(SCORE_DATE) already ran, built once per session; never modify it."""
+    template = tmp_path_factory.mktemp("scored")
+    overlay = Overlay()
+    try:
+        for section, values in TEST_CONFIG.items():
+            for key, value in values.items():
+                overlay.set(section, key, value)
+        overlay.set("paths", "root", str(template))
+        overlay.set("publish", "url", f"sqlite:///{template}/nightshift.db")
+        for name in ("raw", "truth"):
+            shutil.copytree(sample_data / name, template / name)
+        from tasks import DailyScoring
+
+        result = build(DailyScoring(date=SCORE_DATE))
+        assert not result["failed"], result["failed"]
+    finally:
+        overlay.restore()
+    return template
+
+
+@pytest.fixture
+def scored_root(root, scored_template):
+    """`root` holding a private copy of a fully scored and published night (SQLite included)."""
+    shutil.rmtree(root)
+    shutil.copytree(scored_template, root)
+    return root
