@@ -393,3 +393,28 @@ def test_clean_clients_agrees_with_the_scalar_parsers_row_by_row(rows):
             assert row["age"] == parse_age(age)
         except AgeError:
             assert row["age"] is pd.NA
+
+
+def test_explain_unreadable_names_undecodable_misread_and_malformed_rows():
+    from tasks.cleaning import MALFORMED_ROW, UNDECODABLE, explain_unreadable, misread_reason
+
+    raw = pd.DataFrame({
+        "client_id": ["1", "2", "3", "4", "5", "6"],
+        "sex": ["М", "\ufffd", "Рњ", "M", "Ж", "\ufffd"],
+        "age": ["35", "35", "35", "35", "35", "35"],
+        "salary": ["45 000 р/мес", "", None, "45000", "1", "1"],
+    })
+    line = pd.Series([None, None, None, None, "5,Ж,35,1,2 млн р/год", "6,\ufffd,35,1,2"], dtype=object)
+
+    assert list(explain_unreadable(raw, line, "utf-8")) == [None, UNDECODABLE, None, None, MALFORMED_ROW, UNDECODABLE]
+    # "Рњ" is what the UTF-8 bytes of "М" look like in cp1251; "М" itself is plain cp1251 text.
+    assert list(explain_unreadable(raw, line, "cp1251")) == [
+        None, UNDECODABLE, misread_reason("cp1251"), None, MALFORMED_ROW, UNDECODABLE]
+    assert misread_reason("cp1251") == "encoding: utf-8 text read as cp1251"
+
+
+def test_explain_unreadable_on_an_empty_batch():
+    from tasks.cleaning import explain_unreadable
+
+    raw = pd.DataFrame({name: pd.Series([], dtype=object) for name in CLIENT_COLUMNS})
+    assert len(explain_unreadable(raw, pd.Series([], dtype=object), "cp1251")) == 0
