@@ -25,7 +25,7 @@ from targets.directory import ParquetTarget
 from tasks import config
 from tasks.cleaning import CLIENT_COLUMNS, UNDECODABLE, clean_clients, explain_unreadable, misread_reason
 from tasks.dates import DAY, window_dates
-from tasks.errors import DataQualityError, SchemaError
+from tasks.errors import DataQualityError, NightshiftError, SchemaError
 from tasks.raw import RawClients, RawTransactions
 from tasks.spark import session
 
@@ -206,7 +206,17 @@ def write_quarantine(target: ParquetTarget, rejected: DataFrame, source: str, to
         fs.write_bytes(fs.join(tmp, QUARANTINE_COUNTS), json.dumps(summary, indent=2, ensure_ascii=False).encode())
 
 
-class ClientFeatures(luigi.Task):
+class _RawInputTask(luigi.Task):
+    """A task reading a raw drop: its expected failures (bad file, too many bad rows) explain themselves."""
+
+    def on_failure(self, exception):
+        # The message names file, column and counts; a traceback would only bury it (scheduler UI, mails).
+        if isinstance(exception, NightshiftError):
+            return f"{type(exception).__name__}: {exception}"
+        return super().on_failure(exception)
+
+
+class ClientFeatures(_RawInputTask):
     """features/clients/date=D: is_male, age, salary_rub_month of every valid client of the D-1 snapshot."""
 
     date = luigi.DateParameter()
@@ -312,7 +322,7 @@ def aggregate_day(transactions: DataFrame, day: dt.date) -> DataFrame:
     ).withColumn("day", F.lit(day))
 
 
-class TransactionDaily(luigi.Task):
+class TransactionDaily(_RawInputTask):
     """features/transactions_daily/date=d: per client aggregates of day d, computed once and reused by every window."""
 
     date = luigi.DateParameter()
