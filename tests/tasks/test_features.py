@@ -40,7 +40,7 @@ GOOD_CLIENTS = {
     "1003,M,29,15000 руб/мес": (1003, 1, 29, 15_000.0),
     "1004,F,52,": (1004, 0, 52, math.nan),
     "1005,Ж,18,55 000": (1005, 0, 18, 55_000.0),
-    "1006,м,100,45к": (1006, 1, 100, 45_000.0),
+    "1006,м,99,45к": (1006, 1, 99, 45_000.0),
 }
 
 
@@ -136,7 +136,9 @@ FILLER_TX = [(1005, at(h % 24, h % 60), 10.0, "grocery") for h in range(200)]
 
 def test_bad_rows_are_quarantined_with_their_values_and_reason_and_counted(root, overlay):
     overlay.set("raw", "salary_max", 400_000)  # the plausibility bounds are configuration
-    write_clients(root, clients_csv(*GOOD_CLIENTS, *(line for line, _ in BAD_CLIENTS), filler=200))
+    overlay.set("raw", "age_max", 99)
+    bad_clients = [*BAD_CLIENTS, ("1014,Ж,100,40 000", "age: out of bounds")]
+    write_clients(root, clients_csv(*GOOD_CLIENTS, *(line for line, _ in bad_clients), filler=200))
     write_transactions(root, [transactions(GOOD_TX + FILLER_TX), transactions([row[:4] for row in BAD_TX])])
 
     result = build(ClientFeatures(date=SCORE_DATE), TransactionDaily(date=DAY))
@@ -151,7 +153,7 @@ def test_bad_rows_are_quarantined_with_their_values_and_reason_and_counted(root,
 
     quarantined = target("quarantine/clients").read_pandas()
     assert sorted(zip(quarantined.client_id, quarantined.reason)) == sorted(
-        (line.split(",")[0], reason) for line, reason in BAD_CLIENTS
+        (line.split(",")[0], reason) for line, reason in bad_clients
     )
     by_salary = quarantined.set_index("salary")
     assert by_salary.loc["300 к/сек", "reason"] == "salary: out of bounds"  # the original text, not a clipped number
@@ -175,7 +177,7 @@ def test_bad_rows_are_quarantined_with_their_values_and_reason_and_counted(root,
 
     counts = quarantine_counts(SCORE_DATE)
     assert counts["clients"] == {
-        "age: out of bounds": 1, "client_id: duplicate": 2, "client_id: not an integer": 1,
+        "age: out of bounds": 2, "client_id: duplicate": 2, "client_id: not an integer": 1,
         "row: wrong number of fields": 1, "salary: out of bounds": 2, "salary: unparseable": 1,
         "sex: unrecognised": 1,
     }
@@ -183,15 +185,17 @@ def test_bad_rows_are_quarantined_with_their_values_and_reason_and_counted(root,
         "amount: missing": 1, "amount: not finite": 2, "client_id: missing": 1, "client_id: not positive": 1,
         "ts: missing": 1, "ts: outside the partition's day": 2,
     }
-    client_rows = len(GOOD_CLIENTS) + len(BAD_CLIENTS) + 200
+    client_rows = len(GOOD_CLIENTS) + len(bad_clients) + 200
     tx_rows = len(GOOD_TX) + len(FILLER_TX) + len(BAD_TX)
     assert counts["rows"] == {"clients": client_rows, "transactions": tx_rows}
-    assert counts["rate"] == pytest.approx(max(len(BAD_CLIENTS) / client_rows, len(BAD_TX) / tx_rows))
+    assert counts["rate"] == pytest.approx(max(len(bad_clients) / client_rows, len(BAD_TX) / tx_rows))
     assert len(counts["missing"]) == 6  # the other days of the 7-day window were not built here
     assert target("quarantine/clients").read_file(QUARANTINE_COUNTS)
 
 
-def test_a_snapshot_above_the_quarantine_rate_fails_with_counts_per_reason_and_nothing_downstream(root, failures):
+def test_a_snapshot_above_the_quarantine_rate_fails_with_counts_per_reason_and_nothing_downstream(
+    root, failures, caplog
+):
     source = write_clients(root, clients_csv(*GOOD_CLIENTS, *(line for line, _ in BAD_CLIENTS)))
     # The windows are already built, so only the snapshot stands between FeatureTable and its inputs.
     target("features/transactions").write_pandas(pd.DataFrame({"client_id": [1001], "tx_count_7d": [1.0]}))
@@ -208,6 +212,9 @@ def test_a_snapshot_above_the_quarantine_rate_fails_with_counts_per_reason_and_n
                       ("row: wrong number of fields", 1)]:
         assert f"{reason} ({n})" in message
     assert "quarantine/clients/date=2026-03-02" in message
+    logged = [r for r in caplog.records if r.name == "luigi-interface" and r.levelname == "ERROR"]
+    assert len(logged) == 1 and not logged[0].exc_info  # the message, not a traceback
+    assert logged[0].getMessage().endswith(f"DataQualityError: {message}")
     assert not target("features/clients").exists()
     assert not target("features/table").exists()
     assert len(target("quarantine/clients").read_pandas()) == rejected
