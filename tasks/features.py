@@ -14,7 +14,6 @@ import json
 
 import luigi
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, functions as F, types as T
