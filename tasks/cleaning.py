@@ -74,6 +74,10 @@ SEX_REASONS = ("missing", "unrecognised")
 AGE_REASONS = ("missing", "not an integer", "out of bounds")
 CLIENT_ID_REASONS = ("missing", "not an integer", "not positive", "out of range")
 OUT_OF_BOUNDS = "out of bounds"
+# Row-level reasons, found before any column is parsed (see explain_unreadable).
+UNDECODABLE = "encoding: undecodable bytes"
+MALFORMED_ROW = "row: wrong number of fields"
+REPLACEMENT_CHARACTER = "\ufffd"
 
 _MULTIPLIERS = {"к": 1000, "k": 1000, "тыс": 1000, "тыс.": 1000, "млн": 1_000_000, "млн.": 1_000_000}
 _THOUSAND_ROUBLES = 1000
@@ -407,3 +411,50 @@ def clean_clients(
         },
         index=raw.index,
     )
+
+
+def _is_utf8(encoding: str) -> bool:
+    return encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig")
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _utf8_misread(text: str, encoding: str) -> bool:
+    """True when `text` is UTF-8 bytes decoded as `encoding` ("Рњ" for "М" under cp1251)."""
+    if text.isascii():
+        return False
+    try:
+        return text.encode(encoding).decode("utf-8") != text
+    except (UnicodeError, LookupError):
+        return False
+
+
+def misread_reason(encoding: str) -> str:
+    """The reason given to a row that is UTF-8 text read as the single-byte `encoding`."""
+    return f"encoding: utf-8 text read as {encoding}"
+
+
+def explain_unreadable(raw: pd.DataFrame, malformed: pd.Series, encoding: str) -> np.ndarray:
+    """Why each row of a raw CSV batch cannot be trusted as text at all: None where it can.
+
+    `raw` holds the CSV's columns as strings, `malformed` the whole CSV line where the reader found a field count
+    different from the header's (else missing). A row whose text holds U+FFFD, which Spark puts in place of bytes
+    that are not valid in the configured `encoding`, gets UNDECODABLE; a row holding UTF-8 text decoded as a
+    single-byte `encoding` (the file is UTF-8 but `[raw] encoding` says e.g. cp1251) gets `misread_reason(encoding)`;
+    a malformed line gets MALFORMED_ROW. In that order of precedence, and before any column's own reason: the
+    columns of such a row are not what the branch typed.
+    """
+    reason = np.full(len(raw), None, dtype=object)
+    columns = [raw[name].astype(object) for name in raw.columns] + [malformed.astype(object)]
+    reason[malformed.notna().to_numpy()] = MALFORMED_ROW
+    if not _is_utf8(encoding):
+        misread = np.zeros(len(raw), dtype=bool)
+        for column in columns:
+            codes, uniques = pd.factorize(column, use_na_sentinel=True)
+            hit = np.array([isinstance(v, str) and _utf8_misread(v, encoding) for v in uniques] + [False])
+            misread |= hit[codes]
+        reason[misread] = misread_reason(encoding)
+    undecodable = np.zeros(len(raw), dtype=bool)
+    for column in columns:
+        undecodable |= column.str.contains(REPLACEMENT_CHARACTER, regex=False, na=False).to_numpy(dtype=bool)
+    reason[undecodable] = UNDECODABLE
+    return reason

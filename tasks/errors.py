@@ -1,4 +1,5 @@
 """Errors users see: each names what failed, where, how many, the threshold and the measured value."""
+import logging
 
 
 class NightshiftError(Exception):
@@ -27,3 +28,19 @@ class FeatureMismatch(NightshiftError):
 
 class PredictionsRejected(NightshiftError):
     """The validation gate rejected a batch of predictions."""
+
+
+class _ExpectedFailureLog(logging.Filter):
+    """Luigi logs every failed task with its traceback; a NightshiftError's message says it all, so log only that."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, NightshiftError):
+            # record.msg is a %-format string: a "%" in the message (a rate) must not be read as a placeholder.
+            record.msg = f"{record.msg}: {type(error).__name__}: {str(error).replace('%', '%%')}"
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+logging.getLogger("luigi-interface").addFilter(_ExpectedFailureLog())

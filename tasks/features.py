@@ -1,16 +1,30 @@
-"""Feature stage (Spark): client profile, per-day transaction aggregates, their windows, the feature table."""
+"""Feature stage (Spark): client profile, per-day transaction aggregates, their windows, the feature table.
+
+Raw rows that cannot be used are not dropped silently: they go, with their original values and a `reason`, to
+quarantine/{clients,transactions}/date=D/ (plus `_counts.json`: rows read and rejected per reason), and a partition
+whose rejected share exceeds `[validate] max_quarantine_rate` fails its task. A file that cannot be read at all
+(missing or renamed column, wrong delimiter or encoding, empty file, wrong parquet type) fails before anything is
+written, with a SchemaError naming the file, the column and what was expected.
+"""
+import codecs
+import collections
+import csv
 import datetime as dt
+import json
 
 import luigi
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, functions as F, types as T
 from pyspark.sql.window import Window
 
 from targets import fs
 from targets.directory import ParquetTarget
 from tasks import config
-from tasks.cleaning import CLIENT_COLUMNS, clean_clients
+from tasks.cleaning import CLIENT_COLUMNS, UNDECODABLE, clean_clients, explain_unreadable, misread_reason
 from tasks.dates import DAY, window_dates
-from tasks.errors import DataQualityError, SchemaError
+from tasks.errors import DataQualityError, NightshiftError, SchemaError
 from tasks.raw import RawClients, RawTransactions
 from tasks.spark import session
 
@@ -18,11 +32,26 @@ SHORT_WINDOW_DAYS = 7
 RISKY_CATEGORIES = ("gambling", "cash_withdrawal")
 DAILY_AGGREGATES = ("tx_count", "spend", "refund_count", "refund_sum", "max_amount", "risky_spend")
 
+CLIENTS_FILE = "clients.csv"
+QUARANTINE_COUNTS = "_counts.json"  # the leading _ keeps Spark and pyarrow from reading it as data
+_CORRUPT = "_corrupt_record"
+_HEADER_BYTES = 1 << 16
+_OTHER_DELIMITERS = (";", "\t", "|")
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+# column -> (what is expected, test on the arrow type in a file's footer)
 TRANSACTION_SCHEMA = {
-    "client_id": ("bigint",),
-    "ts": ("timestamp", "timestamp_ntz"),
-    "amount": ("double",),
-    "category": ("string",),
+    "client_id": ("int64", pa.types.is_int64),
+    # Spark cannot read nanosecond parquet timestamps (pandas' default) at all.
+    "ts": ("timestamp in s, ms or us", lambda kind: pa.types.is_timestamp(kind) and kind.unit != "ns"),
+    "amount": ("double", pa.types.is_float64),
+    "category": ("string", _is_text),
 }
 
 _CLEANED_SCHEMA = T.StructType(
@@ -34,27 +63,87 @@ _CLEANED_SCHEMA = T.StructType(
         T.StructField("reason", T.StringType()),
     ]
     + [T.StructField(f"raw_{name}", T.StringType()) for name in CLIENT_COLUMNS]
+    + [T.StructField("raw_line", T.StringType())]
 )
 
 
-def read_clients_csv(spark, path: str, encoding: str) -> DataFrame:
-    """The raw client snapshot as strings, failing clearly on a missing header column or an empty file."""
-    frame = spark.read.options(header=True, inferSchema=False, encoding=encoding, mode="PERMISSIVE").csv(path)
-    missing = [c for c in CLIENT_COLUMNS if c not in frame.columns]
-    if missing:
+def read_csv_header(uri: str, encoding: str) -> list[str]:
+    """The column names of a client CSV drop, read from its first line; SchemaError when they are not the contract's.
+
+    Reads at most the first 64 KiB through the filesystem layer, so it costs nothing at any file size. A UTF-8 byte
+    order mark is ignored. The error names the file and says what is missing, duplicated or oddly delimited.
+    """
+    expected = ",".join(CLIENT_COLUMNS)
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise SchemaError(f"{uri}: [raw] encoding = {encoding!r} is not a known encoding (e.g. utf-8, cp1251)") from None
+    filesystem, path = fs.resolve(uri)
+    try:
+        with filesystem.open_input_stream(path) as stream:
+            head = stream.read(_HEADER_BYTES)
+    except (OSError, FileNotFoundError) as exc:
+        found = fs.list_dir(fs.parent(uri))
+        raise SchemaError(f"{uri}: cannot read the client snapshot ({exc}); the partition holds {found}") from exc
+    if not head.strip():
+        raise SchemaError(f"{uri}: empty file ({len(head)} bytes); expected the header {expected} and a row per client")
+    line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        text = line.decode(encoding).lstrip("\ufeff")
+    except UnicodeDecodeError as exc:
         raise SchemaError(
-            f"{path}: missing column(s) {missing}; expected header {','.join(CLIENT_COLUMNS)}, found {frame.columns}"
+            f"{uri}: the header is not valid {encoding} text ({exc.reason} at byte {exc.start}); "
+            f"set [raw] encoding to the file's encoding"
+        ) from None
+    names = [name.strip() for name in next(csv.reader([text]), [])]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise SchemaError(f"{uri}: column(s) {', '.join(repeated)} appear more than once in the header {text!r}")
+    missing = [name for name in CLIENT_COLUMNS if name not in names]
+    if missing:
+        hint = next(
+            (f"; the fields look separated by {d!r}, expected ','" for d in _OTHER_DELIMITERS if len(names) == 1 and d in text),
+            "",
         )
-    return frame.select(*CLIENT_COLUMNS)
+        raise SchemaError(
+            f"{uri}: missing column(s) {', '.join(missing)}: expected the header {expected}, found {text!r}{hint}"
+        )
+    return names
+
+
+def read_clients_csv(spark, uri: str, encoding: str) -> DataFrame:
+    """The raw client snapshot as strings plus `_corrupt_record` (the line, where its field count is wrong)."""
+    names = read_csv_header(uri, encoding)
+    # Spark 4 accepts only a few charsets by name; the legacy switch lets it use any Java charset, e.g. cp1251.
+    spark.conf.set("spark.sql.legacy.javaCharsets", "true")
+    schema = T.StructType([T.StructField(name, T.StringType()) for name in [*names, _CORRUPT]])
+    frame = (
+        spark.read.schema(schema)
+        # The header was checked above; enforceSchema takes the names from it and skips the first line.
+        .options(header=True, enforceSchema=True, encoding=encoding, mode="PERMISSIVE", columnNameOfCorruptRecord=_CORRUPT)
+        .csv(fs.spark_uri(uri))
+    )
+    return frame.select(*CLIENT_COLUMNS, _CORRUPT)
 
 
 def clean_client_snapshot(raw: DataFrame, cfg: config.raw) -> DataFrame:
-    """Parse every row (pure pandas parser per batch) and reject all copies of a duplicated client_id."""
+    """Parse every row (pure pandas parsers per batch) and reject all copies of a duplicated client_id.
+
+    A row that is not readable text (undecodable bytes, UTF-8 read under another encoding, a wrong field count) is
+    rejected for that, whatever its columns parse to.
+    """
     bounds = dict(salary_min=cfg.salary_min, salary_max=cfg.salary_max, age_min=cfg.age_min, age_max=cfg.age_max)
+    encoding = cfg.encoding
 
     def _clean(batches):
         for batch in batches:
-            yield clean_clients(batch, **bounds)
+            values = batch[list(CLIENT_COLUMNS)]
+            cleaned = clean_clients(values, **bounds)
+            unreadable = explain_unreadable(values, batch[_CORRUPT], encoding)
+            override = np.array([r is not None for r in unreadable], dtype=bool)
+            cleaned["reason"] = np.where(override, unreadable, cleaned["reason"].to_numpy(dtype=object))
+            cleaned["raw_line"] = batch[_CORRUPT].astype(object).where(batch[_CORRUPT].notna(), None)
+            yield cleaned
 
     cleaned = raw.mapInPandas(_clean, _CLEANED_SCHEMA)
     copies = F.count(F.lit(1)).over(Window.partitionBy("client_id"))
@@ -64,25 +153,69 @@ def clean_client_snapshot(raw: DataFrame, cfg: config.raw) -> DataFrame:
     )
 
 
-def check_quarantine_rate(path: str, total: int, rejected_by_reason: dict[str, int], max_rate: float) -> None:
+def check_readable(path: str, total: int, rejected_by_reason: dict[str, int], max_rate: float, encoding: str) -> None:
+    """Fail a file with no data rows, or one read in the wrong encoding (more undecodable rows than the gate allows).
+
+    Spark decodes bytes that are invalid in `[raw] encoding` as U+FFFD without a word; a cp1251 export read as UTF-8
+    would otherwise fail the quarantine gate as thousands of "sex: unrecognised".
+    """
+    if total == 0:
+        raise SchemaError(f"{path}: no data rows (the file holds at most a header)")
+    undecodable = rejected_by_reason.get(UNDECODABLE, 0)
+    misread = rejected_by_reason.get(misread_reason(encoding), 0)
+    if undecodable / total > max_rate:
+        raise SchemaError(
+            f"{path}: {undecodable} of {total} rows hold bytes that are not valid {encoding}; the file is in another "
+            f"encoding than [raw] encoding = {encoding} (a Windows export is usually cp1251): set [raw] encoding to it"
+        )
+    if misread / total > max_rate:
+        raise SchemaError(
+            f"{path}: {misread} of {total} rows are UTF-8 text but [raw] encoding = {encoding}: set [raw] encoding = utf-8"
+        )
+
+
+def check_quarantine_rate(
+    path: str, total: int, rejected_by_reason: dict[str, int], max_rate: float, quarantine: str | None = None
+) -> None:
     """Fail the day when the rejected share of `path` exceeds `[validate] max_quarantine_rate`."""
     if total == 0:
         raise SchemaError(f"{path}: no data rows")
     rejected = sum(rejected_by_reason.values())
     rate = rejected / total
     if rate > max_rate:
-        counts = ", ".join(f"{reason}: {n}" for reason, n in sorted(rejected_by_reason.items()))
+        counts = ", ".join(f"{reason} ({n})" for reason, n in sorted(rejected_by_reason.items(), key=lambda kv: (-kv[1], kv[0])))
+        where = f"; the rejected rows are in {quarantine}" if quarantine else ""
         raise DataQualityError(
-            f"{path}: {rejected} of {total} rows rejected ({rate:.2%}), above max_quarantine_rate "
-            f"{max_rate:.2%}; by reason: {counts}"
+            f"{path}: {rejected} of {total} rows rejected ({rate:.2%}), above [validate] max_quarantine_rate "
+            f"{max_rate:.2%}; by reason: {counts}{where}"
         )
 
 
-def _reason_counts(rejected: DataFrame) -> dict[str, int]:
-    return {row["reason"]: row["count"] for row in rejected.groupBy("reason").count().collect()}
+def _reason_counts(flagged: DataFrame) -> tuple[int, dict[str, int]]:
+    """Rows read and rejected rows per reason, in one pass."""
+    counts = {row["reason"]: row["count"] for row in flagged.groupBy("reason").count().collect()}
+    return sum(counts.values()), {reason: n for reason, n in counts.items() if reason is not None}
 
 
-class ClientFeatures(luigi.Task):
+def write_quarantine(target: ParquetTarget, rejected: DataFrame, source: str, total: int, counts: dict[str, int]) -> None:
+    """The rejected rows as parquet, with `_counts.json` (source, rows read, rejected per reason) beside them."""
+    summary = {"source": source, "rows": total, "rejected": counts}
+    with target.temporary_path() as tmp:
+        rejected.coalesce(1).write.parquet(tmp)  # a small share of the rows: one file, not one per partition
+        fs.write_bytes(fs.join(tmp, QUARANTINE_COUNTS), json.dumps(summary, indent=2, ensure_ascii=False).encode())
+
+
+class _RawInputTask(luigi.Task):
+    """A task reading a raw drop: its expected failures (bad file, too many bad rows) explain themselves."""
+
+    def on_failure(self, exception):
+        # The message names file, column and counts; a traceback would only bury it (scheduler UI, mails).
+        if isinstance(exception, NightshiftError):
+            return f"{type(exception).__name__}: {exception}"
+        return super().on_failure(exception)
+
+
+class ClientFeatures(_RawInputTask):
     """features/clients/date=D: is_male, age, salary_rub_month of every valid client of the D-1 snapshot."""
 
     date = luigi.DateParameter()
@@ -99,14 +232,16 @@ class ClientFeatures(luigi.Task):
     def run(self):
         spark = session()
         cfg = config.raw()
-        source = fs.spark_uri(self.input().file("clients.csv"))
+        max_rate = config.validate().max_quarantine_rate
+        source = self.input().file(CLIENTS_FILE)
         cleaned = clean_client_snapshot(read_clients_csv(spark, source, cfg.encoding), cfg).cache()
+        total, counts = _reason_counts(cleaned)
+        check_readable(source, total, counts, max_rate, cfg.encoding)
         rejected = cleaned.where(F.col("reason").isNotNull()).select(
-            *[F.col(f"raw_{name}").alias(name) for name in CLIENT_COLUMNS], "reason"
+            *[F.col(f"raw_{name}").alias(name) for name in CLIENT_COLUMNS], "reason", F.col("raw_line").alias("line")
         )
-        with self.quarantine().temporary_path() as tmp:
-            rejected.write.parquet(tmp)
-        check_quarantine_rate(source, cleaned.count(), _reason_counts(rejected), config.validate().max_quarantine_rate)
+        write_quarantine(self.quarantine(), rejected, source, total, counts)
+        check_quarantine_rate(source, total, counts, max_rate, self.quarantine().uri)
         valid = cleaned.where(F.col("reason").isNull()).select(
             "client_id", F.col("is_male").cast("int"), F.col("age").cast("int"), "salary_rub_month"
         )
@@ -115,22 +250,44 @@ class ClientFeatures(luigi.Task):
         cleaned.unpersist()
 
 
-def read_transactions(spark, path: str) -> DataFrame:
-    """One day's raw transactions, failing clearly on a missing column or a wrong type."""
-    frame = spark.read.parquet(path)
-    types = dict(frame.dtypes)
-    problems = [
-        f"{name}: expected {' or '.join(allowed)}, found {types.get(name, 'nothing')}"
-        for name, allowed in TRANSACTION_SCHEMA.items()
-        if types.get(name) not in allowed
-    ]
+def check_transaction_files(uri: str) -> list[str]:
+    """The data files of a transactions partition, each checked from its parquet footer (no data is read).
+
+    SchemaError names every file with a missing column or a wrong type and what was expected, a file that is not
+    parquet (empty, truncated), and a partition without data files.
+    """
+    expected = ", ".join(f"{name} {kind}" for name, (kind, _) in TRANSACTION_SCHEMA.items())
+    names = [name for name in fs.list_dir(uri) if not name.startswith(("_", "."))]
+    if not names:
+        raise SchemaError(f"{uri}: no data files; expected parquet files with {expected}")
+    filesystem, path = fs.resolve(uri)
+    problems = []
+    for name in names:
+        try:
+            schema = pq.read_schema(f"{path}/{name}", filesystem=filesystem)
+        except (pa.ArrowInvalid, OSError) as exc:
+            problems.append(f"{fs.join(uri, name)}: not a readable parquet file ({exc})")
+            continue
+        types = {field.name: field.type for field in schema}
+        for column, (kind, accepts) in TRANSACTION_SCHEMA.items():
+            if column not in types:
+                problems.append(f"{fs.join(uri, name)}: column {column} missing, expected {kind}")
+            elif not accepts(types[column]):
+                problems.append(f"{fs.join(uri, name)}: column {column} is {types[column]}, expected {kind}")
     if problems:
-        raise SchemaError(f"{path}: " + "; ".join(problems))
-    return frame.select(*TRANSACTION_SCHEMA)
+        raise SchemaError("; ".join(problems))
+    return names
+
+
+def read_transactions(spark, uri: str) -> DataFrame:
+    """One day's raw transactions, after every file's footer passed `check_transaction_files`."""
+    check_transaction_files(uri)
+    return spark.read.parquet(fs.spark_uri(uri)).select(*TRANSACTION_SCHEMA)
 
 
 def flag_transactions(raw: DataFrame, day: dt.date) -> DataFrame:
-    """Add `reason` (null when fine): null client_id, ts outside the partition's day, non-finite amount."""
+    """Add `reason` (null when fine): missing or non-positive client_id, ts missing or outside the partition's day
+    (UTC, the session's time zone), amount missing or not finite. Negative amounts are refunds, not errors."""
     start = F.lit(dt.datetime.combine(day, dt.time())).cast("timestamp_ntz")
     end = F.lit(dt.datetime.combine(day + DAY, dt.time())).cast("timestamp_ntz")
     ts = F.col("ts").cast("timestamp_ntz")
@@ -138,13 +295,20 @@ def flag_transactions(raw: DataFrame, day: dt.date) -> DataFrame:
     return raw.withColumn(
         "reason",
         F.when(F.col("client_id").isNull(), "client_id: missing")
-        .when(ts.isNull() | (ts < start) | (ts >= end), "ts: outside the partition's day")
-        .when(amount.isNull() | F.isnan(amount) | (F.abs(amount) == float("inf")), "amount: not finite"),
+        .when(F.col("client_id") <= 0, "client_id: not positive")
+        .when(ts.isNull(), "ts: missing")
+        .when((ts < start) | (ts >= end), "ts: outside the partition's day")
+        .when(amount.isNull(), "amount: missing")
+        .when(F.isnan(amount) | (F.abs(amount) == float("inf")), "amount: not finite"),
     )
 
 
 def aggregate_day(transactions: DataFrame, day: dt.date) -> DataFrame:
-    """Per client aggregates of one day; refunds (negative amounts) are counted apart from spend."""
+    """Per client aggregates of one day; refunds (negative amounts) are counted apart from spend.
+
+    tx_count counts every transaction, refunds included; spend, max_amount and risky_spend sum or take the positive
+    amounts only; refund_count and refund_sum (positive roubles) are the refunds.
+    """
     amount = F.col("amount")
     spend = F.when(amount > 0, amount).otherwise(0.0)
     return transactions.groupBy("client_id").agg(
@@ -157,7 +321,7 @@ def aggregate_day(transactions: DataFrame, day: dt.date) -> DataFrame:
     ).withColumn("day", F.lit(day))
 
 
-class TransactionDaily(luigi.Task):
+class TransactionDaily(_RawInputTask):
     """features/transactions_daily/date=d: per client aggregates of day d, computed once and reused by every window."""
 
     date = luigi.DateParameter()
@@ -172,13 +336,13 @@ class TransactionDaily(luigi.Task):
         return ParquetTarget(config.dataset_path("quarantine/transactions", self.date))
 
     def run(self):
-        spark = session()
-        source = self.input().spark_path
-        flagged = flag_transactions(read_transactions(spark, source), self.date).cache()
-        rejected = flagged.where(F.col("reason").isNotNull())
-        with self.quarantine().temporary_path() as tmp:
-            rejected.write.parquet(tmp)
-        check_quarantine_rate(source, flagged.count(), _reason_counts(rejected), config.validate().max_quarantine_rate)
+        source = self.input().uri
+        flagged = flag_transactions(read_transactions(session(), source), self.date).cache()
+        total, counts = _reason_counts(flagged)
+        if total == 0:
+            raise SchemaError(f"{source}: no data rows in {', '.join(check_transaction_files(source))}")
+        write_quarantine(self.quarantine(), flagged.where(F.col("reason").isNotNull()), source, total, counts)
+        check_quarantine_rate(source, total, counts, config.validate().max_quarantine_rate, self.quarantine().uri)
         daily = aggregate_day(flagged.where(F.col("reason").isNull()), self.date)
         with self.output().temporary_path() as tmp:
             daily.coalesce(1).write.parquet(tmp)
@@ -240,3 +404,52 @@ class FeatureTable(luigi.Task):
         table = clients.join(transactions, "client_id", "left").fillna(0.0, subset=transaction_feature_names())
         with self.output().temporary_path() as tmp:
             table.write.parquet(tmp)
+
+
+def _quarantine_partition(target: ParquetTarget) -> dict:
+    """Rows read and rejected per reason of one quarantine folder: reasons from its parquet, rows from _counts.json."""
+    reasons = collections.Counter(target.read_arrow(columns=["reason"]).column("reason").to_pylist())
+    rows = None
+    if fs.is_file(target.file(QUARANTINE_COUNTS)):
+        rows = json.loads(target.read_file(QUARANTINE_COUNTS))["rows"]
+    rejected = sum(reasons.values())
+    return {"path": target.uri, "rows": rows, "rejected": rejected, "reasons": dict(reasons),
+            "rate": rejected / rows if rows else None}
+
+
+def quarantine_counts(date: dt.date) -> dict:
+    """What the feature stage quarantined for scoring date D, for the validation report.
+
+    Reads quarantine/clients/date=D (the D-1 snapshot) and quarantine/transactions/date=d for every day d of the
+    longest transaction window before D. Returns::
+
+        {"clients": {reason: n, ...}, "transactions": {reason: n, ...},   # rejected rows per reason, summed
+         "rows": {"clients": n, "transactions": n},                        # raw rows read
+         "rate": r,          # highest rejected share of one partition: what [validate] max_quarantine_rate gates
+         "partitions": [{"path", "rows", "rejected", "reasons", "rate"}, ...],
+         "missing": [path, ...]}                                           # quarantine folders not (yet) written
+
+    A partition written before `_counts.json` existed has rows and rate None. Only pyarrow reads, no Spark.
+    """
+    kinds = {
+        "clients": [date],
+        "transactions": window_dates(date, max(feature_windows())),
+    }
+    result = {"clients": {}, "transactions": {}, "rows": {}, "rate": 0.0, "partitions": [], "missing": []}
+    for kind, days in kinds.items():
+        reasons = collections.Counter()
+        rows = 0
+        for day in days:
+            target = ParquetTarget(config.dataset_path(f"quarantine/{kind}", day))
+            if not target.exists():
+                result["missing"].append(target.uri)
+                continue
+            part = _quarantine_partition(target)
+            result["partitions"].append(part)
+            reasons.update(part["reasons"])
+            rows += part["rows"] or 0
+            if part["rate"] is not None:
+                result["rate"] = max(result["rate"], part["rate"])
+        result[kind] = dict(sorted(reasons.items()))
+        result["rows"][kind] = rows
+    return result

@@ -393,3 +393,58 @@ def test_clean_clients_agrees_with_the_scalar_parsers_row_by_row(rows):
             assert row["age"] == parse_age(age)
         except AgeError:
             assert row["age"] is pd.NA
+
+
+def test_explain_unreadable_names_undecodable_misread_and_malformed_rows():
+    from tasks.cleaning import MALFORMED_ROW, UNDECODABLE, explain_unreadable, misread_reason
+
+    raw = pd.DataFrame({
+        "client_id": ["1", "2", "3", "4", "5", "6"],
+        "sex": ["М", "\ufffd", "Рњ", "M", "Ж", "\ufffd"],
+        "age": ["35", "35", "35", "35", "35", "35"],
+        "salary": ["45 000 р/мес", "", None, "45000", "1", "1"],
+    })
+    line = pd.Series([None, None, None, None, "5,Ж,35,1,2 млн р/год", "6,\ufffd,35,1,2"], dtype=object)
+
+    assert list(explain_unreadable(raw, line, "utf-8")) == [None, UNDECODABLE, None, None, MALFORMED_ROW, UNDECODABLE]
+    # "Рњ" is what the UTF-8 bytes of "М" look like in cp1251; "М" itself is plain cp1251 text.
+    assert list(explain_unreadable(raw, line, "cp1251")) == [
+        None, UNDECODABLE, misread_reason("cp1251"), None, MALFORMED_ROW, UNDECODABLE]
+    assert misread_reason("cp1251") == "encoding: utf-8 text read as cp1251"
+
+
+def test_explain_unreadable_on_an_empty_batch():
+    from tasks.cleaning import explain_unreadable
+
+    raw = pd.DataFrame({name: pd.Series([], dtype=object) for name in CLIENT_COLUMNS})
+    assert len(explain_unreadable(raw, pd.Series([], dtype=object), "cp1251")) == 0
+
+
+def test_the_sample_data_bad_rows_are_exactly_what_the_parsers_reject_and_stay_under_the_gate(tmp_path):
+    """At demo scale (20k clients, seed 7): a realistic share of bad rows, duplicates included, below 1 %."""
+    import datetime as dt
+    import importlib.machinery
+    import importlib.util
+
+    import pyarrow.parquet as pq
+
+    from tests.conftest import REPO
+
+    loader = importlib.machinery.SourceFileLoader("make_sample_data", str(REPO / "bin" / "make-sample-data"))
+    generator = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(generator)
+    day = dt.date(2026, 2, 28)
+    stats = generator.generate(str(tmp_path), day, days=1, clients=20_000, seed=7)
+
+    raw = pd.read_csv(tmp_path / f"raw/clients/dt={day}/clients.csv", dtype=str, keep_default_na=False)
+    cleaned = clean_clients(raw, **BOUNDS)
+    duplicate = cleaned.client_id.notna() & cleaned.client_id.duplicated(keep=False)
+    rejected = cleaned.reason.notna() | duplicate
+    assert rejected.sum() == stats["bad_rows"] > 0  # every row meant to be good parses; every bad one is caught
+    assert duplicate.sum() >= 2 and rejected.mean() < 0.01
+
+    tx = pq.read_table(tmp_path / f"raw/transactions/dt={day}").to_pandas()
+    start = pd.Timestamp(day)
+    bad = tx.client_id.isna() | (tx.ts < start) | (tx.ts >= start + pd.Timedelta(days=1)) | ~np.isfinite(tx.amount)
+    assert 0 < bad.sum() and bad.mean() < 0.01
+    assert (tx.amount < 0).sum() > 0  # refunds are there, and are not bad rows

@@ -1,0 +1,378 @@
+"""The feature stage on bad raw data, driven through the real tasks on small files written here.
+
+Each case runs one task (ClientFeatures or TransactionDaily, FeatureTable for the gate) on real local Spark and
+asserts what a user sees: the error text, the quarantined rows and reasons, and that nothing downstream was written.
+"""
+import datetime as dt
+import math
+
+import luigi
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from targets.directory import ParquetTarget
+from tasks import ClientFeatures, FeatureTable, TransactionDaily, config
+from tasks.features import QUARANTINE_COUNTS, quarantine_counts
+from tests.conftest import SCORE_DATE, build, families
+
+SNAPSHOT = SCORE_DATE - dt.timedelta(days=1)  # ClientFeatures(D) reads the D-1 snapshot
+DAY = SNAPSHOT                                 # the transaction day tested
+HEADER = "client_id,sex,age,salary"
+
+# (line of clients.csv, reason it must be quarantined with)
+BAD_CLIENTS = [
+    ("1007,М,35,300 к/сек", "salary: out of bounds"),
+    ("1008,Ж,40,по договорённости", "salary: unparseable"),
+    ("1009,Ж,7,40 000", "age: out of bounds"),
+    ("1010,X,30,40 000", "sex: unrecognised"),
+    ("1011,М,33,40 000", "client_id: duplicate"),
+    ("1011,М,33,35 000 р/мес", "client_id: duplicate"),
+    ("abc,Ж,30,40 000", "client_id: not an integer"),
+    ("1012,М,44,1,2 млн р/год", "row: wrong number of fields"),  # the salary's comma, unquoted
+    ("1013,Ж,38,450 000 р/мес", "salary: out of bounds"),        # above the salary_max set below
+]
+GOOD_CLIENTS = {
+    # line: (client_id, is_male, age, salary_rub_month)
+    "1001,М,35,45 000 р/мес": (1001, 1, 35, 45_000.0),
+    '1002,Ж,41,"1,2 млн р/год"': (1002, 0, 41, 100_000.0),
+    "1003,M,29,15000 руб/мес": (1003, 1, 29, 15_000.0),
+    "1004,F,52,": (1004, 0, 52, math.nan),
+    "1005,Ж,18,55 000": (1005, 0, 18, 55_000.0),
+    "1006,м,99,45к": (1006, 1, 99, 45_000.0),
+}
+
+
+@pytest.fixture
+def failures():
+    """(task, exception) of every task that fails while the test runs."""
+    seen = []
+
+    def record(task, exc):
+        seen.append((task, exc))
+
+    luigi.Task.event_handler(luigi.Event.FAILURE)(record)
+    yield seen
+    luigi.Task._event_callbacks[luigi.Task][luigi.Event.FAILURE].discard(record)
+
+
+def drop_folder(root, kind, day):
+    folder = root / "raw" / kind / f"dt={day.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def write_clients(root, data, day=SNAPSHOT, name="clients.csv"):
+    """A client drop: `data` is the file's text (UTF-8) or its bytes."""
+    folder = drop_folder(root, "clients", day)
+    (folder / name).write_bytes(data.encode() if isinstance(data, str) else data)
+    (folder / "_SUCCESS").write_bytes(b"")
+    return folder / name
+
+
+def clients_csv(*lines, filler=0):
+    """A client snapshot with the given lines and `filler` plain valid clients (ids from 5000)."""
+    rows = [*lines, *(f"{5000 + i},Ж,30,50 000" for i in range(filler))]
+    return "\n".join([HEADER, *rows]) + "\n"
+
+
+def write_transactions(root, tables, day=DAY):
+    """A transactions drop: one parquet file per table (or per pandas frame), named part-0000k.parquet."""
+    folder = drop_folder(root, "transactions", day)
+    for k, table in enumerate(tables):
+        if isinstance(table, pd.DataFrame):
+            table = pa.Table.from_pandas(table, preserve_index=False)
+        pq.write_table(table, folder / f"part-{k:05d}.parquet")
+    (folder / "_SUCCESS").write_bytes(b"")
+    return folder
+
+
+def transactions(rows):
+    """An arrow table with the contract's types from (client_id, ts, amount, category) tuples."""
+    ids, ts, amounts, categories = zip(*rows)
+    return pa.table({
+        "client_id": pa.array(ids, pa.int64()),
+        "ts": pa.array([dt.datetime.fromisoformat(t) if t else None for t in ts], pa.timestamp("us")),
+        "amount": pa.array(amounts, pa.float64()),
+        "category": pa.array(categories, pa.string()),
+    })
+
+
+def at(hour, minute=0, day=DAY):
+    return dt.datetime.combine(day, dt.time(hour, minute)).isoformat()
+
+
+def target(kind, date=SCORE_DATE):
+    return ParquetTarget(config.dataset_path(kind, date))
+
+
+def only_failure(failures, family):
+    assert [task.task_family for task, _ in failures] == [family], failures
+    return str(failures[0][1])
+
+
+# --- rows that are quarantined, and the ones that are kept ------------------------------------------------------
+
+GOOD_TX = [
+    (1001, at(10), 100.0, "grocery"),
+    (1001, at(12), -30.0, "online_shopping"),  # a refund: kept, counted apart
+    (1001, at(13), 500.0, "gambling"),
+    (1003, at(0), 200.0, "transport"),          # midnight belongs to its day
+    (1003, at(23, 59), -15.5, "grocery"),
+]
+BAD_TX = [
+    (None, at(11), 50.0, "grocery", "client_id: missing"),
+    (0, at(11), 50.0, "grocery", "client_id: not positive"),
+    (1001, "2026-02-28T23:59:00", 50.0, "grocery", "ts: outside the partition's day"),
+    (1001, SCORE_DATE.isoformat() + "T00:00:00", 50.0, "grocery", "ts: outside the partition's day"),
+    (1001, None, 50.0, "grocery", "ts: missing"),
+    (1003, at(14), math.nan, "grocery", "amount: not finite"),
+    (1003, at(15), math.inf, "travel", "amount: not finite"),
+    (1003, at(16), None, "travel", "amount: missing"),
+]
+FILLER_TX = [(1005, at(h % 24, h % 60), 10.0, "grocery") for h in range(200)]
+
+
+def test_bad_rows_are_quarantined_with_their_values_and_reason_and_counted(root, overlay):
+    overlay.set("raw", "salary_max", 400_000)  # the plausibility bounds are configuration
+    overlay.set("raw", "age_max", 99)
+    bad_clients = [*BAD_CLIENTS, ("1014,Ж,100,40 000", "age: out of bounds")]
+    write_clients(root, clients_csv(*GOOD_CLIENTS, *(line for line, _ in bad_clients), filler=200))
+    write_transactions(root, [transactions(GOOD_TX + FILLER_TX), transactions([row[:4] for row in BAD_TX])])
+
+    result = build(ClientFeatures(date=SCORE_DATE), TransactionDaily(date=DAY))
+    assert families(result["completed"]) == ["ClientFeatures", "TransactionDaily"], result["failed"]
+
+    features = target("features/clients").read_pandas().set_index("client_id").sort_index()
+    good = pd.DataFrame(list(GOOD_CLIENTS.values()), columns=["client_id", "is_male", "age", "salary_rub_month"])
+    assert set(features.index) == set(good.client_id) | {5000 + i for i in range(200)}
+    pd.testing.assert_frame_equal(
+        features.loc[good.client_id], good.set_index("client_id"), check_dtype=False, check_names=False
+    )
+
+    quarantined = target("quarantine/clients").read_pandas()
+    assert sorted(zip(quarantined.client_id, quarantined.reason)) == sorted(
+        (line.split(",")[0], reason) for line, reason in bad_clients
+    )
+    by_salary = quarantined.set_index("salary")
+    assert by_salary.loc["300 к/сек", "reason"] == "salary: out of bounds"  # the original text, not a clipped number
+    assert set(quarantined[quarantined.client_id == "1011"].salary) == {"40 000", "35 000 р/мес"}  # every copy
+    malformed = quarantined[quarantined.reason == "row: wrong number of fields"]
+    assert list(malformed.line) == ["1012,М,44,1,2 млн р/год"]  # the whole line, as it was
+    assert quarantined.line.notna().sum() == 1
+
+    daily = target("features/transactions_daily", DAY).read_pandas().set_index("client_id")
+    assert daily.loc[1001, ["tx_count", "spend", "refund_count", "refund_sum", "max_amount", "risky_spend"]].tolist() \
+        == [3, 600.0, 1, 30.0, 500.0, 500.0]
+    assert daily.loc[1003, ["tx_count", "spend", "refund_count", "refund_sum"]].tolist() == [2, 200.0, 1, 15.5]
+    assert daily.loc[1005, "tx_count"] == 200
+    assert set(daily.index) == {1001, 1003, 1005}
+
+    bad_tx = target("quarantine/transactions", DAY).read_pandas()
+    assert sorted(bad_tx.reason) == sorted(row[4] for row in BAD_TX)
+    assert list(bad_tx.columns) == ["client_id", "ts", "amount", "category", "reason"]
+    amounts = bad_tx.set_index("reason")["amount"]
+    assert math.isnan(amounts["amount: missing"]) and amounts["amount: not finite"].tolist().count(math.inf) == 1
+
+    counts = quarantine_counts(SCORE_DATE)
+    assert counts["clients"] == {
+        "age: out of bounds": 2, "client_id: duplicate": 2, "client_id: not an integer": 1,
+        "row: wrong number of fields": 1, "salary: out of bounds": 2, "salary: unparseable": 1,
+        "sex: unrecognised": 1,
+    }
+    assert counts["transactions"] == {
+        "amount: missing": 1, "amount: not finite": 2, "client_id: missing": 1, "client_id: not positive": 1,
+        "ts: missing": 1, "ts: outside the partition's day": 2,
+    }
+    client_rows = len(GOOD_CLIENTS) + len(bad_clients) + 200
+    tx_rows = len(GOOD_TX) + len(FILLER_TX) + len(BAD_TX)
+    assert counts["rows"] == {"clients": client_rows, "transactions": tx_rows}
+    assert counts["rate"] == pytest.approx(max(len(bad_clients) / client_rows, len(BAD_TX) / tx_rows))
+    assert len(counts["missing"]) == 6  # the other days of the 7-day window were not built here
+    assert target("quarantine/clients").read_file(QUARANTINE_COUNTS)
+
+
+def test_a_snapshot_above_the_quarantine_rate_fails_with_counts_per_reason_and_nothing_downstream(
+    root, failures, caplog
+):
+    source = write_clients(root, clients_csv(*GOOD_CLIENTS, *(line for line, _ in BAD_CLIENTS)))
+    # The windows are already built, so only the snapshot stands between FeatureTable and its inputs.
+    target("features/transactions").write_pandas(pd.DataFrame({"client_id": [1001], "tx_count_7d": [1.0]}))
+
+    result = build(FeatureTable(date=SCORE_DATE))
+
+    assert families(result["failed"]) == ["ClientFeatures"]
+    message = only_failure(failures, "ClientFeatures")
+    assert str(source) in message
+    rejected = len(BAD_CLIENTS) - 1  # 450 000 р/мес is plausible under the default salary_max
+    assert f"{rejected} of {len(BAD_CLIENTS) + len(GOOD_CLIENTS)} rows rejected" in message
+    assert "max_quarantine_rate 5.00%" in message
+    for reason, n in [("client_id: duplicate", 2), ("salary: out of bounds", 1), ("sex: unrecognised", 1),
+                      ("row: wrong number of fields", 1)]:
+        assert f"{reason} ({n})" in message
+    assert "quarantine/clients/date=2026-03-02" in message
+    logged = [r for r in caplog.records if r.name == "luigi-interface" and r.levelname == "ERROR"]
+    assert len(logged) == 1 and not logged[0].exc_info  # the message, not a traceback
+    assert logged[0].getMessage().endswith(f"DataQualityError: {message}")
+    assert not target("features/clients").exists()
+    assert not target("features/table").exists()
+    assert len(target("quarantine/clients").read_pandas()) == rejected
+
+
+def test_a_transaction_day_above_the_quarantine_rate_fails_and_writes_no_aggregates(root, failures):
+    folder = write_transactions(root, [transactions(GOOD_TX + [row[:4] for row in BAD_TX])])
+
+    result = build(TransactionDaily(date=DAY))
+
+    assert families(result["failed"]) == ["TransactionDaily"]
+    message = only_failure(failures, "TransactionDaily")
+    assert str(folder) in message and f"{len(BAD_TX)} of {len(BAD_TX) + len(GOOD_TX)} rows rejected" in message
+    assert "ts: outside the partition's day (2)" in message and "amount: not finite (2)" in message
+    assert not target("features/transactions_daily", DAY).exists()
+
+
+# --- encodings --------------------------------------------------------------------------------------------------
+
+def cyrillic_snapshot():
+    return clients_csv(*GOOD_CLIENTS, filler=20)
+
+
+def test_a_cp1251_snapshot_is_read_with_the_encoding_setting(root, overlay):
+    overlay.set("raw", "encoding", "cp1251")
+    write_clients(root, cyrillic_snapshot().encode("cp1251"))
+
+    result = build(ClientFeatures(date=SCORE_DATE))
+
+    assert families(result["completed"]) == ["ClientFeatures"]
+    features = target("features/clients").read_pandas().set_index("client_id")
+    assert features.loc[1002, "salary_rub_month"] == 100_000.0 and features.loc[1001, "is_male"] == 1
+    assert len(target("quarantine/clients").read_pandas()) == 0
+
+
+def test_a_cp1251_snapshot_read_as_utf8_fails_naming_the_file_and_the_setting(root, failures):
+    source = write_clients(root, cyrillic_snapshot().encode("cp1251"))
+
+    result = build(ClientFeatures(date=SCORE_DATE))
+
+    assert families(result["failed"]) == ["ClientFeatures"]
+    message = only_failure(failures, "ClientFeatures")
+    assert str(source) in message
+    assert "not valid utf-8" in message and "[raw] encoding" in message and "cp1251" in message
+    assert not target("features/clients").exists() and not target("quarantine/clients").exists()
+
+
+def test_a_utf8_snapshot_read_as_cp1251_fails_naming_the_setting(root, overlay, failures):
+    overlay.set("raw", "encoding", "cp1251")
+    source = write_clients(root, cyrillic_snapshot())
+
+    build(ClientFeatures(date=SCORE_DATE))
+
+    message = only_failure(failures, "ClientFeatures")
+    assert str(source) in message and "UTF-8 text but [raw] encoding = cp1251" in message
+    assert not target("features/clients").exists()
+
+
+# --- files that cannot be read at all ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        ("client_id,sex,age\n1001,М,35\n", "missing column(s) salary: expected the header client_id,sex,age,salary"),
+        ("client_id,sex,age,income\n1001,М,35,45 000\n", "missing column(s) salary"),
+        ("id,sex,age,salary\n1001,М,35,45 000\n", "missing column(s) client_id"),
+        ("client_id;sex;age;salary\n1001;М;35;45 000\n", "the fields look separated by ';', expected ','"),
+        ("client_id\tsex\tage\tsalary\n", "the fields look separated by '\\t'"),
+        ("", "empty file (0 bytes)"),
+        ("\n\n", "empty file (2 bytes)"),
+        (HEADER + "\n", "no data rows"),
+        ("client_id,sex,age,salary,age\n1001,М,35,1,35\n", "column(s) age appear more than once"),
+    ],
+    ids=["missing", "renamed", "renamed-id", "semicolons", "tabs", "empty", "blank-lines", "header-only", "repeated"],
+)
+def test_an_unreadable_snapshot_fails_naming_the_file_and_what_was_expected(root, failures, data, expected):
+    source = write_clients(root, data)
+
+    result = build(ClientFeatures(date=SCORE_DATE))
+
+    assert families(result["failed"]) == ["ClientFeatures"]
+    message = only_failure(failures, "ClientFeatures")
+    assert message.startswith(str(source)) and expected in message
+    assert not target("features/clients").exists() and not target("quarantine/clients").exists()
+
+
+def test_a_snapshot_with_another_file_name_fails_listing_what_is_there(root, failures):
+    write_clients(root, clients_csv(*GOOD_CLIENTS), name="Clients_2026-03-01.csv")
+
+    build(ClientFeatures(date=SCORE_DATE))
+
+    message = only_failure(failures, "ClientFeatures")
+    assert "clients.csv: cannot read the client snapshot" in message and "Clients_2026-03-01.csv" in message
+
+
+def test_an_unknown_encoding_setting_is_named(root, overlay, failures):
+    overlay.set("raw", "encoding", "win-1251")
+    write_clients(root, clients_csv(*GOOD_CLIENTS))
+
+    build(ClientFeatures(date=SCORE_DATE))
+
+    assert "[raw] encoding = 'win-1251' is not a known encoding" in only_failure(failures, "ClientFeatures")
+
+
+def good_frame():
+    return transactions(GOOD_TX).to_pandas().astype({"ts": "datetime64[us]"})
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda: good_frame().astype({"amount": str}), "column amount is string, expected double"),
+        (lambda: good_frame().astype({"client_id": "int32"}), "column client_id is int32, expected int64"),
+        (lambda: good_frame().drop(columns="category"), "column category missing, expected string"),
+        (lambda: good_frame().rename(columns={"ts": "timestamp"}), "column ts missing, expected timestamp"),
+        (lambda: pa.Table.from_pandas(good_frame().astype({"ts": "datetime64[ns]"}), preserve_index=False),
+         "column ts is timestamp[ns], expected timestamp in s, ms or us"),
+    ],
+    ids=["amount-string", "id-int32", "no-category", "ts-renamed", "ts-nanoseconds"],
+)
+def test_a_transaction_file_of_the_wrong_schema_fails_naming_file_column_and_type(root, failures, make, expected):
+    folder = write_transactions(root, [transactions(GOOD_TX), make()])
+
+    result = build(TransactionDaily(date=DAY))
+
+    assert families(result["failed"]) == ["TransactionDaily"]
+    message = only_failure(failures, "TransactionDaily")
+    assert f"{folder}/part-00001.parquet: {expected}" in message
+    assert "part-00000" not in message  # the good file is not blamed
+    assert not target("features/transactions_daily", DAY).exists()
+    assert not target("quarantine/transactions", DAY).exists()
+
+
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        ({}, "no data files; expected parquet files with client_id int64, ts timestamp"),
+        ({"part-00000.parquet": b""}, "part-00000.parquet: not a readable parquet file"),
+        ({"part-00000.csv": b"client_id,ts\n1,2\n"}, "part-00000.csv: not a readable parquet file"),
+    ],
+    ids=["no-files", "empty-file", "not-parquet"],
+)
+def test_an_empty_or_foreign_transaction_drop_fails_naming_the_file(root, failures, files, expected):
+    folder = drop_folder(root, "transactions", DAY)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    (folder / "_SUCCESS").write_bytes(b"")
+
+    build(TransactionDaily(date=DAY))
+
+    message = only_failure(failures, "TransactionDaily")
+    assert message.startswith(str(folder)) and expected in message
+    assert not target("features/transactions_daily", DAY).exists()
+
+
+def test_a_transaction_file_without_rows_fails(root, failures):
+    folder = write_transactions(root, [transactions(GOOD_TX).slice(0, 0)])
+
+    build(TransactionDaily(date=DAY))
+
+    assert only_failure(failures, "TransactionDaily") == f"{folder}: no data rows in part-00000.parquet"
