@@ -43,7 +43,7 @@ def check_enough_snapshots(model_day: dt.date, found: list[dt.date]) -> None:
         return
     newest = newest_snapshot(model_day, cfg.label_lag_days)
     raise NotEnoughSnapshots(
-        f"TrainModel {model_day}: {len(found)} labelled snapshot(s) {[d.isoformat() for d in found]} found under "
+        f"TrainingSet {model_day}: {len(found)} labelled snapshot(s) {[d.isoformat() for d in found]} found under "
         f"{config.path('raw', 'labels')}, at least {needed} needed ([model] min_training_snapshots; "
         f"{cfg.training_snapshots} wanted, every {cfg.snapshot_spacing_days} days). A snapshot S counts when "
         f"raw/labels/dt=S has its _SUCCESS flag and S <= {newest} (model date - label_lag_days "
@@ -95,7 +95,7 @@ class TrainingSet(luigi.Task):
         return ParquetTarget(config.dataset_path("training", self.date))
 
     def run(self):
-        check_enough_snapshots(self.date, sorted(self.input()))
+        check_enough_snapshots(self.date, snapshots_for(self.date))
         spark, cfg = session(), config.model()
         if cfg.max_rows_per_snapshot < 1:
             raise ValueError(f"[model] max_rows_per_snapshot must be at least 1, got {cfg.max_rows_per_snapshot}")
