@@ -90,6 +90,31 @@ def test_model_metadata_holds_the_contract_keys_and_the_file_hash(scored_root):
     assert 0 < meta["default_rate"]["train"] < 1 and {"scikit-learn", "pyspark"} <= set(meta["versions"])
 
 
+def test_features_of_a_snapshot_ignore_transactions_of_its_day_and_later_and_its_days_clients(scored_root):
+    snapshot = SCORE_DATE - (config.model().label_lag_days + 1) * DAY  # a training snapshot of the scored night
+    table = FeatureTable(date=snapshot).output()
+    before = table.read_pandas().sort_values(modeling.KEY).reset_index(drop=True)
+    raw = scored_root / "raw"
+    day = snapshot
+    while (raw / "transactions" / f"dt={day}").exists():  # the future: every transaction from S on, rewritten
+        for part in (raw / "transactions" / f"dt={day}").glob("*.parquet"):
+            tx = pd.read_parquet(part)
+            pd.concat([tx.assign(amount=tx["amount"] * 100, category="gambling"), tx]).to_parquet(part, index=False)
+        assert fs.delete(config.dataset_path("features/transactions_daily", day))
+        day += DAY
+    assert day > snapshot + DAY, "the scored night should hold transactions from the snapshot on"
+    clients = raw / "clients" / f"dt={snapshot}" / "clients.csv"
+    rows = pd.read_csv(clients, dtype=str, keep_default_na=False)
+    rows.assign(salary="10 000 р/мес", age="19").to_csv(clients, index=False)
+    for kind in ("clients", "transactions", "table"):
+        assert fs.delete(config.dataset_path(f"features/{kind}", snapshot))
+    result = build(FeatureTable(date=snapshot))
+    assert not result["failed"]
+    assert "TransactionDaily" not in families(result["completed"]), "a day at or after the snapshot was read"
+    after = table.read_pandas().sort_values(modeling.KEY).reset_index(drop=True)
+    pd.testing.assert_frame_equal(after, before)
+
+
 # Quality on generated data, trained and measured by the same pure function TrainModel calls. The Spark
 # graph is too slow for a test at a size where AUC is stable, so the feature rows are built here in
 # pandas from the generated raw drops, with the pipeline's own client parser and its feature names
