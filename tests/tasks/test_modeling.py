@@ -44,7 +44,7 @@ def test_training_reports_holdout_quality_balance_and_a_fixed_reference_histogra
     assert abs(report["mean_score"]["holdout"] - report["default_rate"]["holdout"]) < 0.02
 
 
-def test_the_same_seed_and_data_give_the_same_model_bytes(trained):
+def test_the_same_seed_and_data_give_the_same_scores(trained):
     data, model, _ = trained
     again, _ = modeling.train_and_evaluate(data, FEATURES, seed=42)
     holdout = data[data.snapshot == "2026-01-08"]
