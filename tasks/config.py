@@ -34,6 +34,10 @@ class model(luigi.Config):
     snapshot_spacing_days = luigi.IntParameter(default=7)
     label_lag_days = luigi.IntParameter(default=30, description="Days after a snapshot until its labels land.")
     seed = luigi.IntParameter(default=42)
+    min_training_snapshots = luigi.IntParameter(
+        default=2, description="Fewest labelled snapshots TrainingSet accepts (train + holdout); fewer fails the task.")
+    max_rows_per_snapshot = luigi.IntParameter(
+        default=100_000, description="Rows sampled (seeded) from each labelled snapshot into the training set.")
 
 
 class validate(luigi.Config):

@@ -1,5 +1,6 @@
 """Date maths of the graph: transaction windows, model cadence, training snapshots. No luigi here."""
 import datetime as dt
+from typing import Callable
 
 DAY = dt.timedelta(days=1)
 
@@ -34,5 +35,33 @@ def training_snapshots(model_day: dt.date, count: int, spacing_days: int, label_
     """
     if count < 2:
         raise ValueError(f"training needs at least 2 snapshots (train + holdout), got {count}")
-    newest = model_day - (label_lag_days + 1) * DAY
+    newest = newest_snapshot(model_day, label_lag_days)
     return [newest - k * spacing_days * DAY for k in range(count - 1, -1, -1)]
+
+
+def newest_snapshot(model_day: dt.date, label_lag_days: int) -> dt.date:
+    """The newest snapshot whose labels have landed before a run on `model_day` (which sees data up to M-1)."""
+    return model_day - (label_lag_days + 1) * DAY
+
+
+def labelled_snapshots(
+    model_day: dt.date, count: int, spacing_days: int, label_lag_days: int, has_labels: Callable[[dt.date], bool]
+) -> list[dt.date]:
+    """The training snapshots of model date M among the label drops that exist, newest last.
+
+    Only snapshots at or before `newest_snapshot(M)` are candidates, so a label drop that lands at or
+    after M is never used, even when a backfill finds it already on disk. The newest existing drop of
+    the last `spacing_days` candidates is the anchor (the holdout); the others go back `spacing_days`
+    at a time from it, and a grid day without a drop is skipped, so the result may hold fewer than
+    `count` snapshots: the caller decides how few is too few.
+    """
+    if count < 2:
+        raise ValueError(f"training needs at least 2 snapshots (train + holdout), got {count}")
+    if spacing_days < 1:
+        raise ValueError(f"snapshot spacing must be at least 1 day, got {spacing_days}")
+    newest = newest_snapshot(model_day, label_lag_days)
+    anchor = next((newest - k * DAY for k in range(spacing_days) if has_labels(newest - k * DAY)), None)
+    if anchor is None:
+        return []
+    grid = [anchor - k * spacing_days * DAY for k in range(count - 1, -1, -1)]
+    return [day for day in grid if day == anchor or has_labels(day)]

@@ -3,7 +3,9 @@ import luigi
 import pandas as pd
 from pyspark.sql import types as T
 
+from targets import fs
 from targets.directory import ParquetTarget
+from targets.model import MODEL_FILE
 from tasks import config, modeling
 from tasks.dates import model_date
 from tasks.features import FeatureTable
@@ -37,17 +39,17 @@ class Predict(luigi.Task):
         return ParquetTarget(config.dataset_path("predictions", self.date))
 
     def run(self):
-        spark = session()
-        model_target = self.input()["model"]
+        model_target, table_target = self.input()["model"], self.input()["table"]
         meta = model_target.metadata()
         blob = model_target.model_bytes()
-        modeling.load_model(blob, meta["sha256"], model_target.file("model.pkl"))
-        table = spark.read.parquet(self.input()["table"].spark_path)
-        features, version = meta["features"], meta["model_version"]
+        # Verified before any Spark work: a tampered model fails here and nothing is written.
+        modeling.load_model(blob, meta["sha256"], model_target.file(MODEL_FILE))
+        spark = session()
+        table = spark.read.parquet(table_target.spark_path)
+        features, version, digest = meta["features"], meta["model_version"], meta["sha256"]
         actual = {k: v for k, v in arrow_dtypes(table.schema).items() if k != modeling.KEY}
-        modeling.check_features(meta["feature_dtypes"], actual, self.input()["table"].uri)
+        modeling.check_features(meta["feature_dtypes"], actual, table_target.uri)
         shipped = spark.sparkContext.broadcast(blob)
-        digest = meta["sha256"]
 
         def _score(batches):
             model = modeling.load_model(shipped.value, digest, "broadcast model")
@@ -59,4 +61,4 @@ class Predict(luigi.Task):
 
         scored = table.select(modeling.KEY, *features).mapInPandas(_score, PREDICTION_SCHEMA)
         with self.output().temporary_path() as tmp:
-            scored.write.parquet(tmp)
+            scored.write.parquet(fs.spark_uri(tmp))

@@ -1,50 +1,120 @@
 """Training stage: the labelled training set of model date M, and the model trained on it."""
 import datetime as dt
+import functools
 import io
+import json
+import logging
 import platform
 
 import luigi
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from pyspark.sql import functions as F
 
 from targets import fs
 from targets.directory import ParquetTarget
-from targets.model import ModelTarget
-from tasks import config, metrics, modeling
-from tasks.dates import training_snapshots
+from targets.model import MODEL_FILE, ModelTarget
+from tasks import config, modeling
+from tasks.dates import labelled_snapshots, newest_snapshot
+from tasks.errors import NotEnoughSnapshots, SchemaError
 from tasks.features import FeatureTable
 from tasks.raw import RawLabels
+from tasks.spark import session
 
-SNAPSHOT = "snapshot"
+logger = logging.getLogger("luigi-interface")
+
+SNAPSHOTS_FILE = "_snapshots.json"  # "_" keeps it out of the parquet dataset for pyarrow and Spark
+LABEL_COLUMNS = (modeling.KEY, modeling.LABEL)
 
 
 def snapshots_for(model_day: dt.date) -> list[dt.date]:
+    """The labelled snapshots TrainingSet(M) uses: only existing label drops (a file check, no Spark)."""
     cfg = config.model()
-    return training_snapshots(model_day, cfg.training_snapshots, cfg.snapshot_spacing_days, cfg.label_lag_days)
+    return labelled_snapshots(model_day, cfg.training_snapshots, cfg.snapshot_spacing_days, cfg.label_lag_days,
+                              lambda day: RawLabels(day).complete())
 
 
-def read_labels(uri: str) -> pd.DataFrame:
-    return pd.read_csv(io.BytesIO(fs.read_bytes(uri)), dtype={"client_id": "int64", "defaulted": "int64"})
+def check_enough_snapshots(model_day: dt.date, found: list[dt.date]) -> None:
+    """Fail with what exists and what is needed when fewer than `[model] min_training_snapshots` are labelled."""
+    cfg = config.model()
+    needed = max(cfg.min_training_snapshots, 2)
+    if len(found) >= needed:
+        return
+    newest = newest_snapshot(model_day, cfg.label_lag_days)
+    raise NotEnoughSnapshots(
+        f"TrainingSet {model_day}: {len(found)} labelled snapshot(s) {[d.isoformat() for d in found]} found under "
+        f"{config.path('raw', 'labels')}, at least {needed} needed ([model] min_training_snapshots; "
+        f"{cfg.training_snapshots} wanted, every {cfg.snapshot_spacing_days} days). A snapshot S counts when "
+        f"raw/labels/dt=S has its _SUCCESS flag and S <= {newest} (model date - label_lag_days "
+        f"{cfg.label_lag_days} - 1)"
+    )
+
+
+def read_labels_spark(spark, uri: str):
+    """A label drop as (client_id bigint, defaulted int), failing on missing columns or values other than 0/1."""
+    source = fs.spark_uri(uri)
+    frame = spark.read.options(header=True, inferSchema=False).csv(source)
+    missing = [c for c in LABEL_COLUMNS if c not in frame.columns]
+    if missing:
+        raise SchemaError(f"{uri}: missing column(s) {missing}; expected header {','.join(LABEL_COLUMNS)}, "
+                          f"found {frame.columns}")
+    typed = frame.select(F.col(modeling.KEY).cast("bigint").alias(modeling.KEY),
+                         F.col(modeling.LABEL).cast("int").alias(modeling.LABEL))
+    bad = typed.where(F.col(modeling.KEY).isNull() | ~F.col(modeling.LABEL).isin(0, 1)
+                      | F.col(modeling.LABEL).isNull()).count()
+    if bad:
+        raise SchemaError(f"{uri}: {bad} row(s) with a client_id that is not an integer or a {modeling.LABEL} "
+                          f"that is not 0/1")
+    return typed
+
+
+def sample_snapshot(table, labels, day: dt.date, max_rows: int, seed: int):
+    """Labelled feature rows of one snapshot, at most `max_rows` of them, chosen by a seeded hash of client_id.
+
+    The hash also takes the snapshot date, so each snapshot draws its own clients; the same seed and
+    data always give the same rows, whatever the partitioning.
+    """
+    joined = table.join(labels, modeling.KEY, "inner").withColumn(modeling.SNAPSHOT, F.lit(day.isoformat()))
+    rank = F.xxhash64(F.col(modeling.KEY), F.lit(day.isoformat()), F.lit(seed))
+    return joined.orderBy(rank, modeling.KEY).limit(max_rows)
 
 
 class TrainingSet(luigi.Task):
-    """training/date=M: feature rows of past snapshots whose labels have landed by M, with the label."""
+    """training/date=M: a seeded sample of the labelled feature rows of past snapshots whose labels landed by M."""
 
     date = luigi.DateParameter(description="Model date M.")
 
     def requires(self):
-        return {day: {"table": FeatureTable(day), "labels": RawLabels(day)} for day in snapshots_for(self.date)}
+        found = snapshots_for(self.date)
+        if len(found) < max(config.model().min_training_snapshots, 2):
+            return {}  # run() explains; building features for a set that cannot train would be wasted
+        return {day: {"table": FeatureTable(day), "labels": RawLabels(day)} for day in found}
 
     def output(self):
         return ParquetTarget(config.dataset_path("training", self.date))
 
     def run(self):
-        parts = []
+        check_enough_snapshots(self.date, snapshots_for(self.date))
+        spark, cfg = session(), config.model()
+        if cfg.max_rows_per_snapshot < 1:
+            raise ValueError(f"[model] max_rows_per_snapshot must be at least 1, got {cfg.max_rows_per_snapshot}")
+        parts, counts = [], {}
         for day, inputs in sorted(self.input().items()):
-            table = inputs["table"].read_pandas()
-            labels = read_labels(inputs["labels"].file("labels.csv"))
-            parts.append(table.merge(labels, on=modeling.KEY, how="inner").assign(**{SNAPSHOT: day.isoformat()}))
-        self.output().write_pandas(pd.concat(parts, ignore_index=True))
+            table = spark.read.parquet(inputs["table"].spark_path)
+            labels = read_labels_spark(spark, inputs["labels"].file("labels.csv"))
+            part = sample_snapshot(table, labels, day, cfg.max_rows_per_snapshot, cfg.seed).cache()
+            counts[day.isoformat()] = {"labelled": table.join(labels, modeling.KEY, "inner").count(),
+                                       "sampled": part.count()}
+            if counts[day.isoformat()]["sampled"] == 0:
+                raise SchemaError(f"{inputs['labels'].file('labels.csv')}: no labelled client is in "
+                                  f"{inputs['table'].uri} (0 rows after joining on {modeling.KEY})")
+            parts.append(part)
+        with self.output().temporary_path() as tmp:
+            functools.reduce(lambda a, b: a.unionByName(b), parts).coalesce(1).write.parquet(fs.spark_uri(tmp))
+            fs.write_bytes(fs.join(tmp, SNAPSHOTS_FILE), json.dumps(counts, indent=2).encode())
+        for part in parts:
+            part.unpersist()
 
 
 def read_truth(day: dt.date) -> pd.DataFrame | None:
@@ -52,12 +122,18 @@ def read_truth(day: dt.date) -> pd.DataFrame | None:
     return pd.read_parquet(io.BytesIO(fs.read_bytes(uri))) if fs.is_file(uri) else None
 
 
+def arrow_dtypes(schema: pa.Schema) -> dict[str, str]:
+    """Column types in the numpy dtype names the model's metadata records (int32, float64, ...)."""
+    return {field.name: np.dtype(field.type.to_pandas_dtype()).name for field in schema}
+
+
 def library_versions() -> dict[str, str]:
     import pyspark
     import sklearn
 
     return {"python": platform.python_version(), "scikit-learn": sklearn.__version__, "pandas": pd.__version__,
-            "numpy": np.__version__, "pyspark": pyspark.__version__, "luigi": luigi.__version__}
+            "numpy": np.__version__, "pyarrow": pa.__version__, "pyspark": pyspark.__version__,
+            "luigi": luigi.__version__}
 
 
 class TrainModel(luigi.Task):
@@ -72,35 +148,30 @@ class TrainModel(luigi.Task):
         return ModelTarget(config.model_path(self.date))
 
     def run(self):
-        data = self.input().read_pandas()
-        features = [c for c in data.columns if c not in (modeling.KEY, modeling.LABEL, SNAPSHOT)]
-        holdout_day = data[SNAPSHOT].max()
-        train, holdout = data[data[SNAPSHOT] < holdout_day], data[data[SNAPSHOT] == holdout_day]
-        model = modeling.fit_model(train, features, config.model().seed)
-        holdout_scores = modeling.score(model, holdout, features)
-        evaluation = metrics.quality(holdout[modeling.LABEL].to_numpy(), holdout_scores)
-        edges = metrics.quantile_edges(holdout_scores)
+        table = self.input().read_arrow()
+        data = table.to_pandas()
+        dtypes = {k: v for k, v in arrow_dtypes(table.schema).items()
+                  if k not in (modeling.KEY, modeling.LABEL, modeling.SNAPSHOT)}
+        holdout_day = dt.date.fromisoformat(data[modeling.SNAPSHOT].max())
+        model, report = modeling.train_and_evaluate(data, list(dtypes), config.model().seed, read_truth(holdout_day))
+        sampled = json.loads(self.input().read_file(SNAPSHOTS_FILE))
         meta = {
             "model_date": self.date.isoformat(),
-            "features": features,
-            "feature_dtypes": {f: str(data[f].dtype) for f in features},
-            "training_snapshots": sorted(data[SNAPSHOT].unique().tolist()),
-            "holdout_snapshot": holdout_day,
-            "rows": {"train": len(train), "holdout": len(holdout)},
-            "default_rate": {"train": float(train[modeling.LABEL].mean()), "holdout": float(holdout[modeling.LABEL].mean())},
-            "holdout_auc": evaluation["auc"],
-            "brier": evaluation["brier"],
-            "reference_histogram": {"edges": edges, "counts": metrics.histogram(holdout_scores, edges)},
+            **report,
+            "feature_dtypes": dtypes,
+            "rows_per_snapshot": sampled,
+            "max_rows_per_snapshot": config.model().max_rows_per_snapshot,
+            "seed": config.model().seed,
             "versions": library_versions(),
         }
-        truth = read_truth(dt.date.fromisoformat(holdout_day))
-        if truth is not None:
-            joined = holdout[[modeling.KEY, modeling.LABEL]].merge(truth, on=modeling.KEY, how="inner")
-            oracle = metrics.quality(joined[modeling.LABEL].to_numpy(), joined["p_default"].to_numpy())
-            meta.update(oracle_auc=oracle["auc"], oracle_brier=oracle["brier"])
+        if len(report["training_snapshots"]) < config.model().training_snapshots:
+            logger.warning("TrainModel %s: trained on %d of %d wanted snapshots %s", self.date,
+                           len(report["training_snapshots"]), config.model().training_snapshots,
+                           report["training_snapshots"])
 
         def finish(blob: bytes) -> dict:
             digest = modeling.sha256(blob)
-            return {"model_version": f"{self.date.isoformat()}-{digest[:8]}", "sha256": digest, **meta}
+            return {"model_version": modeling.model_version(self.date, digest), "model_file": MODEL_FILE,
+                    "sha256": digest, **meta}
 
         self.output().save(model, modeling.dump_model, finish)
