@@ -27,3 +27,7 @@ class FeatureMismatch(NightshiftError):
 
 class PredictionsRejected(NightshiftError):
     """The validation gate rejected a batch of predictions."""
+
+
+class ApprovalError(NightshiftError):
+    """A person tried to approve a date that has no rejected validation report."""
