@@ -72,7 +72,7 @@ def _histogram_svg(edges: list[float], series: dict[str, tuple[str, list[int]]])
     left, bottom, height, slot = 60, 250, 200, 64
     bar = (slot - 10) / groups
     width = left + bins * slot + 20
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{bottom + 90}' role='img' "
+    parts = [f"<svg width='{width}' height='{bottom + 90}' role='img' "
              "aria-label='histogram of scores'>",
              f"<line x1='{left}' y1='{bottom}' x2='{left + bins * slot}' y2='{bottom}' stroke='#333'/>",
              f"<line x1='{left}' y1='{bottom}' x2='{left}' y2='{bottom - height}' stroke='#333'/>"]
