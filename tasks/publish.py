@@ -63,6 +63,7 @@ class _CsvStream(io.RawIOBase):
     def __init__(self, day: dt.date, records: Iterable[Record], seen: dict):
         self._lines = self._generate(day.isoformat(), records, seen)
         self._buffer = b""
+        self.error: BaseException | None = None
 
     @staticmethod
     def _generate(day: str, records: Iterable[Record], seen: dict) -> Iterator[bytes]:
@@ -80,7 +81,11 @@ class _CsvStream(io.RawIOBase):
 
     def read(self, size: int = -1) -> bytes:
         while size < 0 or len(self._buffer) < size:
-            piece = next(self._lines, None)
+            try:
+                piece = next(self._lines, None)
+            except BaseException as exc:  # psycopg2 reports it as a cancelled COPY; the caller re-raises the cause
+                self.error = exc
+                raise
             if piece is None:
                 break
             self._buffer += piece
@@ -96,9 +101,14 @@ def bulk_load(conn: sa.engine.Connection, day: dt.date, records: Iterable[Record
     seen = {"rows": 0, "versions": set()}
     if conn.dialect.name == "postgresql":
         cursor = conn.connection.cursor()
+        stream = _CsvStream(day, records, seen)
         try:
             cursor.copy_expert("COPY predictions (score_date, client_id, score, model_version) FROM STDIN WITH (FORMAT csv)",
-                               _CsvStream(day, records, seen))
+                               stream)
+        except Exception as exc:
+            if stream.error is not None:
+                raise stream.error from exc
+            raise
         finally:
             cursor.close()
         return seen
