@@ -170,7 +170,10 @@ class ValidatePredictions(luigi.Task):
             checks.check_quarantine(rejected, total, cfg.max_quarantine_rate),
         ]
         report_dir = self.output()
-        report = build_report(self.date, scores, results, meta, previous, read_approval(report_dir))
+        approval = read_approval(report_dir)
+        if approval is not None and approval.get("model_version") != meta["model_version"]:
+            approval = None  # it approved another model's batch, not this one
+        report = build_report(self.date, scores, results, meta, previous, approval)
         report_dir.write_file(REPORT_FILE, json.dumps(report, indent=2).encode())
         report_dir.write_file(HTML_FILE, render_html(report).encode())
         if report["verdict"] == "rejected":

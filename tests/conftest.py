@@ -163,9 +163,13 @@ class Mailbox:
                 mailbox.messages.append(email.message_from_bytes(envelope.original_content or envelope.content))
                 return "250 OK"
 
-        self.controller = Controller(_Handler(), hostname="127.0.0.1", port=0)
+        import socket
+
+        with socket.socket() as probe:  # a free port (aiosmtpd's start-up check cannot use port 0)
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.controller = Controller(_Handler(), hostname="127.0.0.1", port=self.port)
         self.controller.start()
-        self.port = self.controller.server.sockets[0].getsockname()[1]
 
     def stop(self) -> None:
         self.controller.stop()

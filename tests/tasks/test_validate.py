@@ -13,7 +13,8 @@ from targets.directory import ParquetTarget
 from tasks import DailyScoring, Publish, ValidatePredictions, config
 from tasks.errors import ApprovalError, PredictionsRejected
 from tasks.validate import approve
-from tests.conftest import DRIFT_DATE, REPO, SCORE_DATE, build, families, require_service
+from tests.conftest import (DRIFT_DATE, REPO, SCORE_DATE, TEST_CONFIG, add_drifted_day, build, families,
+                            require_service)
 
 
 def next_day_from(root, transform) -> None:
@@ -144,3 +145,47 @@ def test_report_page_shows_the_check_table_and_the_histogram_in_a_browser(next_d
     for colour in ("#d9622b", "#7f9fb0", "#9c9c9c"):  # today, the model's reference, the last published day
         rgb = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
         assert rgb in pixels, f"no {colour} bars drawn"
+
+
+def luigi_cli(date, cfg) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "luigi", "--module", "tasks", "DailyScoring", "--date", date.isoformat(),
+                           "--local-scheduler"], cwd=REPO, env={**os.environ, "LUIGI_CONFIG_PATH": str(cfg)},
+                          capture_output=True, text=True, timeout=900)
+
+
+def test_a_drifted_day_stops_at_the_gate_with_exit_30_and_a_mail_then_approval_publishes_it(
+        scored_root, drifted_drop, mailbox, tmp_path):
+    add_drifted_day(scored_root, drifted_drop)
+    url = config.publish().database_url()
+    sections = {**TEST_CONFIG, "model": {**TEST_CONFIG["model"], "retrain": "weekly"}}
+    sections["paths"] = {"root": scored_root}
+    sections["publish"] = {"url": url}
+    sections["email"] = {"receiver": "oncall@example.com", "force_send": "true"}
+    sections["smtp"] = {"host": "127.0.0.1", "port": mailbox.port}
+    cfg = tmp_path / "overlay.cfg"
+    cfg.write_text("".join(f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
+                           for name, values in sections.items()))
+    before = production(url)
+
+    first = luigi_cli(DRIFT_DATE, cfg)
+    assert first.returncode == 30, first.stderr[-3000:]
+    assert production(url) == before, "production keeps the previous day"
+    assert before["latest"][0][0] == SCORE_DATE.isoformat()
+    got = report()
+    assert got["verdict"] == "rejected" and "psi" in got["failed"] and got["psi"] > 0.25
+    page = ValidatePredictions(date=DRIFT_DATE).output().read_file("report.html").decode()
+    assert "<svg" in page and f"last published day {SCORE_DATE}" in page
+    assert [m["Subject"] for m in mailbox.messages] == [f"nightshift {DRIFT_DATE}: batch rejected"]
+    assert "  - psi = " in mailbox.messages[0].get_payload()[0].get_payload(decode=True).decode()
+
+    approved = subprocess.run([sys.executable, "bin/approve", "--date", DRIFT_DATE.isoformat(), "--reason",
+                               "salary reform, checked with risk", "--by", "carol"], cwd=REPO,
+                              env={**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}, capture_output=True, text=True)
+    assert approved.returncode == 0, approved.stderr
+    second = luigi_cli(DRIFT_DATE, cfg)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert report()["verdict"] == "approved"
+    after = production(url)
+    assert after["latest"] == [(DRIFT_DATE.isoformat(), got["rows"])]
+    assert after["log"][-1][2:] == ("approved", "carol", "salary reform, checked with risk")
+    assert len(mailbox.messages) == 1, "no mail for a successful run"
