@@ -132,3 +132,10 @@ def test_arrow_records_stream_every_row():
                       "model_version": ["m"] * 25_000})
     records = list(arrow_records(table))
     assert len(records) == 25_000 and records[-1] == (24_999, 0.5, "m")
+
+
+def test_the_environment_url_wins_over_the_config_file(root, overlay, monkeypatch, tmp_path):
+    overlay.set("publish", "url", f"sqlite:///{tmp_path}/from-file.db")
+    assert config.publish().database_url() == f"sqlite:///{tmp_path}/from-file.db"
+    monkeypatch.setenv("NIGHTSHIFT_PUBLISH_URL", "postgresql+psycopg2://u@db.example.com/scoring")
+    assert Publish(date=SCORE_DATE).output().url == "postgresql+psycopg2://u@db.example.com/scoring"
