@@ -21,6 +21,6 @@ setup(
         "psycopg2-binary>=2.9,<3",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "aiosmtpd>=1.4"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "aiosmtpd>=1.4", "pillow>=10"],
     },
 )

@@ -9,7 +9,34 @@ import sqlalchemy as sa
 @lru_cache(maxsize=None)
 def engine(url: str) -> sa.engine.Engine:
     """One engine (connection pool) per database URL for the process."""
-    return sa.create_engine(url, future=True)
+    # pre_ping: a pooled connection the server dropped (restart, terminated backend) is replaced, not reused.
+    return sa.create_engine(url, future=True, pool_pre_ping=True)
+
+
+def previous_publication(url: str, before: dt.date, table: str = "publish_log") -> dt.date | None:
+    """The latest day published before `before` (None when nothing was, or the table does not exist yet)."""
+    eng = engine(url)
+    if not sa.inspect(eng).has_table(table):
+        return None
+    with eng.connect() as conn:
+        day = conn.execute(sa.text(f"SELECT MAX(score_date) FROM {table} WHERE score_date < :d"), {"d": before}).scalar()
+    if isinstance(day, str):  # SQLite returns the aggregate of a DATE column as text
+        day = dt.date.fromisoformat(day)
+    return day
+
+
+def column_summary(url: str, table: str, column: str, day: dt.date, edges: list[float]) -> dict:
+    """Mean, row count and histogram (bins [e_i, e_i+1), the last one closed) of one day's column, computed in the database."""
+    bins = []
+    for i, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
+        upper = "<=" if i == len(edges) - 2 else "<"
+        bins.append(f"SUM(CASE WHEN {column} >= :e{i} AND {column} {upper} :e{i + 1} THEN 1 ELSE 0 END)")
+    query = f"SELECT AVG({column}), COUNT(*), {', '.join(bins)} FROM {table} WHERE score_date = :d"
+    params = {"d": day, **{f"e{i}": float(e) for i, e in enumerate(edges)}}
+    with engine(url).connect() as conn:
+        row = conn.execute(sa.text(query), params).first()
+    return {"mean": None if row[0] is None else float(row[0]), "rows": int(row[1]),
+            "counts": [int(c or 0) for c in row[2:]]}
 
 
 class PublishMarker(luigi.Target):

@@ -6,6 +6,7 @@ from tasks.publish import Publish
 from tasks.raw import RawClients, RawLabels, RawTransactions
 from tasks.train import TrainingSet, TrainModel
 from tasks.validate import ValidatePredictions
+from tasks import alerts  # noqa: E402,F401  (registers the failure and rejection alerts)
 
 __all__ = [
     "RawClients", "RawTransactions", "RawLabels",

@@ -3,31 +3,67 @@ import numpy as np
 
 from tasks import metrics
 
+PREDICTION_SCHEMA = {"client_id": ("int64",), "score": ("double",), "model_version": ("string", "large_string")}
 
-def _check(name: str, measured, threshold, passed: bool, level: str = "fail") -> dict:
+
+def _check(name: str, measured, threshold, passed: bool, level: str = "fail", detail: str = "") -> dict:
     return {"name": name, "measured": measured, "threshold": threshold,
-            "verdict": "pass" if passed else level}
+            "verdict": "pass" if passed else level, "detail": detail}
 
 
-def run_checks(scores: np.ndarray, expected_rows: int, reference: dict, psi_warn: float, psi_fail: float) -> list[dict]:
-    """Row count, missing/non-finite scores, range and PSI against the model's reference histogram.
+def check_schema(fields: dict[str, str]) -> dict:
+    """The predictions' columns and types: client_id int64, score double, model_version string."""
+    problems = [f"{name}: expected {' or '.join(allowed)}, found {fields.get(name, 'nothing')}"
+                for name, allowed in PREDICTION_SCHEMA.items() if fields.get(name) not in allowed]
+    return _check("schema", len(problems), 0, not problems, detail="; ".join(problems))
 
-    Each check reports its measured value, its threshold and a verdict: pass, warn or fail.
-    """
+
+def check_scores(scores: np.ndarray, client_ids: np.ndarray, expected_rows: int) -> list[dict]:
+    """Row count against the feature table, duplicated clients, missing or non-finite scores, range [0, 1]."""
     finite = np.isfinite(scores)
     in_range = finite & (scores >= 0.0) & (scores <= 1.0)
-    checks = [
-        _check("row_count", int(len(scores)), int(expected_rows), len(scores) == expected_rows),
+    duplicated = int(len(client_ids) - len(np.unique(client_ids)))
+    return [
+        _check("row_count", int(len(scores)), int(expected_rows), len(scores) == expected_rows,
+               detail="rows scored vs rows of the feature table"),
+        _check("duplicate_client_ids", duplicated, 0, duplicated == 0),
         _check("missing_or_non_finite_scores", int((~finite).sum()), 0, bool(finite.all())),
         _check("scores_outside_0_1", int((finite & ~in_range).sum()), 0, bool(in_range[finite].all())),
     ]
-    if len(scores) and finite.any():
-        counts = metrics.histogram(scores[finite], reference["edges"])
-        psi = metrics.population_stability_index(reference["counts"], counts)
-        level = "pass" if psi < psi_warn else "warn" if psi < psi_fail else "fail"
-        checks.append({"name": "psi", "measured": round(psi, 6), "threshold": {"warn": psi_warn, "fail": psi_fail},
-                       "verdict": level, "histogram": counts})
-    return checks
+
+
+def check_psi(scores: np.ndarray, reference: dict, psi_warn: float, psi_fail: float) -> dict:
+    """PSI of the finite scores against the model's reference histogram (same bin edges)."""
+    finite = scores[np.isfinite(scores)]
+    if not len(finite):
+        return {**_check("psi", None, {"warn": psi_warn, "fail": psi_fail}, False, detail="no finite score"),
+                "histogram": [0] * len(reference["counts"])}
+    counts = metrics.histogram(finite, reference["edges"])
+    psi = metrics.population_stability_index(reference["counts"], counts)
+    level = "pass" if psi < psi_warn else "warn" if psi < psi_fail else "fail"
+    return {"name": "psi", "measured": round(psi, 6), "threshold": {"warn": psi_warn, "fail": psi_fail},
+            "verdict": level, "detail": "against the model's holdout scores", "histogram": counts}
+
+
+def check_mean_shift(mean_today: float, mean_last: float | None, last_date: str | None, max_shift: float) -> dict:
+    """Relative change of the mean score against the last published day: |today / last - 1|."""
+    if mean_last is None:
+        return {**_check("mean_score_shift", None, max_shift, True, detail="no published day before this one"),
+                "verdict": "skip"}
+    if not np.isfinite(mean_today):
+        return _check("mean_score_shift", None, max_shift, False, detail="today's mean score is not finite")
+    shift = abs(mean_today / mean_last - 1.0) if mean_last > 0 else float("inf")
+    return _check("mean_score_shift", round(shift, 6), max_shift, shift <= max_shift,
+                  detail=f"mean score {mean_today:.5f} today vs {mean_last:.5f} published for {last_date}")
+
+
+def check_quarantine(rejected_by_reason: dict[str, int], total: int, max_rate: float) -> dict:
+    """Share of the day's raw rows (client snapshot and transaction window) quarantined, with the count per reason."""
+    rejected = sum(rejected_by_reason.values())
+    rate = rejected / total if total else 0.0
+    reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(rejected_by_reason.items()))
+    return _check("quarantine_rate", round(rate, 6), max_rate, rate <= max_rate,
+                  detail=f"{rejected} of {total} raw rows quarantined" + (f" ({reasons})" if reasons else ""))
 
 
 def failed(checks: list[dict]) -> list[dict]:
@@ -39,3 +75,12 @@ def verdict(checks: list[dict], approved: bool) -> str:
     if not failed(checks):
         return "accepted"
     return "approved" if approved else "rejected"
+
+
+def describe(check: dict) -> str:
+    """One line for messages and mails: name, measured value, threshold (and the detail when there is one)."""
+    threshold = check["threshold"]
+    if isinstance(threshold, dict):
+        threshold = ", ".join(f"{k} {v}" for k, v in threshold.items())
+    line = f"{check['name']} = {check['measured']} (threshold {threshold})"
+    return f"{line}: {check['detail']}" if check.get("detail") else line

@@ -44,6 +44,8 @@ class validate(luigi.Config):
     psi_warn = luigi.FloatParameter(default=0.1)
     psi_fail = luigi.FloatParameter(default=0.25)
     max_quarantine_rate = luigi.FloatParameter(default=0.01)
+    max_mean_shift = luigi.FloatParameter(
+        default=0.25, description="Largest relative change of the mean score against the last published day.")
 
 
 class publish(luigi.Config):
@@ -82,3 +84,7 @@ def dataset_path(kind: str, date: dt.date) -> str:
 
 def model_path(model_date: dt.date) -> str:
     return path("models", _day(model_date))
+
+
+class alerts(luigi.Config):
+    webhook_url = luigi.Parameter(default="", description="Slack-compatible webhook (JSON POST) for rejections and failures; empty = mail only.")

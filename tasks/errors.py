@@ -30,6 +30,10 @@ class PredictionsRejected(NightshiftError):
     """The validation gate rejected a batch of predictions."""
 
 
+class ApprovalError(NightshiftError):
+    """A person tried to approve a date that has no rejected validation report."""
+
+
 class _ExpectedFailureLog(logging.Filter):
     """Luigi logs every failed task with its traceback; a NightshiftError's message says it all, so log only that."""
 

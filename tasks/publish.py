@@ -1,14 +1,21 @@
 """Publish stage: one database transaction replaces the day's rows and writes its publish_log marker."""
+import csv
 import datetime as dt
+import io
+import itertools
+import json
+from typing import Iterable, Iterator
 
 import luigi
-import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 
 from targets.sql import PublishMarker, engine
 from tasks import config
 from tasks.predict import Predict
-from tasks.validate import ValidatePredictions
+from tasks.validate import REPORT_FILE, ValidatePredictions
+
+CHUNK_ROWS = 10_000
 
 METADATA = sa.MetaData()
 PREDICTIONS = sa.Table(
@@ -25,25 +32,117 @@ PUBLISH_LOG = sa.Table(
     sa.Column("rows", sa.Integer, nullable=False),
     sa.Column("model_version", sa.String(64), nullable=False),
     sa.Column("published_at", sa.DateTime, nullable=False),
+    # Beyond the contract columns: how the batch passed the gate, and who overrode it if a person did.
+    sa.Column("verdict", sa.String(16), nullable=True),
+    sa.Column("approved_by", sa.String(128), nullable=True),
+    sa.Column("note", sa.Text, nullable=True),
 )
 LATEST_VIEW = (
     "CREATE VIEW predictions_latest AS SELECT * FROM predictions "
     "WHERE score_date = (SELECT MAX(score_date) FROM publish_log)"
 )
 
+Record = tuple[int, float, str]
 
-def replace_day(conn: sa.engine.Connection, day: dt.date, frame: pd.DataFrame) -> None:
-    """Inside the caller's transaction: delete the day's rows, load the new ones, write the marker."""
+
+def arrow_records(table: pa.Table) -> Iterator[Record]:
+    """(client_id, score, model_version) rows of a predictions table, batch by batch."""
+    for batch in table.select(["client_id", "score", "model_version"]).to_batches(max_chunksize=CHUNK_ROWS):
+        yield from zip(*(column.to_pylist() for column in batch.columns))
+
+
+def _chunks(records: Iterable[Record]) -> Iterator[list[Record]]:
+    it = iter(records)
+    while chunk := list(itertools.islice(it, CHUNK_ROWS)):
+        yield chunk
+
+
+class _CsvStream(io.RawIOBase):
+    """A read-only file over CSV text made chunk by chunk, so COPY streams without the whole day in memory."""
+
+    def __init__(self, day: dt.date, records: Iterable[Record], seen: dict):
+        self._lines = self._generate(day.isoformat(), records, seen)
+        self._buffer = b""
+        self.error: BaseException | None = None
+
+    @staticmethod
+    def _generate(day: str, records: Iterable[Record], seen: dict) -> Iterator[bytes]:
+        for chunk in _chunks(records):
+            text = io.StringIO()
+            writer = csv.writer(text, lineterminator="\n")
+            # repr() round-trips a double exactly: PostgreSQL stores the very score SQLite would.
+            writer.writerows((day, cid, repr(float(score)), version) for cid, score, version in chunk)
+            seen["rows"] += len(chunk)
+            seen["versions"].update(version for _, _, version in chunk)
+            yield text.getvalue().encode()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            try:
+                piece = next(self._lines, None)
+            except BaseException as exc:  # psycopg2 reports it as a cancelled COPY; the caller re-raises the cause
+                self.error = exc
+                raise
+            if piece is None:
+                break
+            self._buffer += piece
+        if size < 0:
+            out, self._buffer = self._buffer, b""
+        else:
+            out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+
+def bulk_load(conn: sa.engine.Connection, day: dt.date, records: Iterable[Record]) -> dict:
+    """Load the day's rows inside the caller's transaction: COPY on PostgreSQL, executemany elsewhere."""
+    seen = {"rows": 0, "versions": set()}
+    if conn.dialect.name == "postgresql":
+        cursor = conn.connection.cursor()
+        stream = _CsvStream(day, records, seen)
+        try:
+            cursor.copy_expert("COPY predictions (score_date, client_id, score, model_version) FROM STDIN WITH (FORMAT csv)",
+                               stream)
+        except Exception as exc:
+            if stream.error is not None:
+                raise stream.error from exc
+            raise
+        finally:
+            cursor.close()
+        return seen
+    for chunk in _chunks(records):
+        conn.execute(PREDICTIONS.insert(), [{"score_date": day, "client_id": int(cid), "score": float(score),
+                                             "model_version": version} for cid, score, version in chunk])
+        seen["rows"] += len(chunk)
+        seen["versions"].update(version for _, _, version in chunk)
+    return seen
+
+
+def replace_day(conn: sa.engine.Connection, day: dt.date, records: Iterable[Record], verdict: str | None = None,
+                approval: dict | None = None) -> int:
+    """Inside the caller's transaction: delete the day's rows, load the new ones, write the marker, (re)make the view."""
     METADATA.create_all(conn)
     conn.execute(PREDICTIONS.delete().where(PREDICTIONS.c.score_date == day))
     conn.execute(PUBLISH_LOG.delete().where(PUBLISH_LOG.c.score_date == day))
-    rows = frame.assign(score_date=day)[["score_date", "client_id", "score", "model_version"]]
-    conn.execute(PREDICTIONS.insert(), rows.to_dict("records"))
-    versions = sorted(frame["model_version"].unique())
-    conn.execute(PUBLISH_LOG.insert().values(score_date=day, rows=len(frame), model_version=",".join(versions),
-                                             published_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)))
-    if not sa.inspect(conn).has_table("predictions_latest") and "predictions_latest" not in sa.inspect(conn).get_view_names():
-        conn.execute(sa.text(LATEST_VIEW))
+    loaded = bulk_load(conn, day, records)
+    approval = approval or {}
+    conn.execute(PUBLISH_LOG.insert().values(
+        score_date=day, rows=loaded["rows"], model_version=",".join(sorted(loaded["versions"])),
+        published_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
+        verdict=verdict, approved_by=approval.get("by"), note=approval.get("reason"),
+    ))
+    conn.execute(sa.text("DROP VIEW IF EXISTS predictions_latest"))
+    conn.execute(sa.text(LATEST_VIEW))
+    return loaded["rows"]
+
+
+def publish_day(url: str, day: dt.date, records: Iterable[Record], verdict: str | None = None,
+                approval: dict | None = None) -> int:
+    """Replace `day` in the database at `url` in one transaction: all of it is visible afterwards, or none."""
+    with engine(url).begin() as conn:
+        return replace_day(conn, day, records, verdict, approval)
 
 
 class Publish(luigi.Task):
@@ -58,6 +157,6 @@ class Publish(luigi.Task):
         return PublishMarker(config.publish().database_url(), self.date)
 
     def run(self):
-        frame = self.input()["predictions"].read_pandas()
-        with engine(self.output().url).begin() as conn:
-            replace_day(conn, self.date, frame)
+        report = json.loads(self.input()["validation"].read_file(REPORT_FILE))
+        table = self.input()["predictions"].read_arrow()
+        publish_day(self.output().url, self.date, arrow_records(table), report["verdict"], report.get("approval"))

@@ -138,3 +138,93 @@ def scored_root(root, scored_template):
     shutil.rmtree(root)
     shutil.copytree(scored_template, root)
     return root
+
+
+def require_service(what: str, reason: str) -> None:
+    """Skip a test whose service is missing on a developer's machine; under CI=true that is a failure."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is required under CI=true: {reason}")
+    pytest.skip(f"{what} unavailable: {reason}")
+
+
+class Mailbox:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+
+        self.messages = []
+        mailbox = self
+
+        class _Handler:
+            async def handle_DATA(self, server, session, envelope):
+                import email
+
+                mailbox.messages.append(email.message_from_bytes(envelope.original_content or envelope.content))
+                return "250 OK"
+
+        import socket
+
+        with socket.socket() as probe:  # a free port (aiosmtpd's start-up check cannot use port 0)
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.controller = Controller(_Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+@pytest.fixture
+def mailbox(overlay):
+    """An SMTP server on a free port, with `[email]`/`[smtp]` pointing at it for the test."""
+    box = Mailbox()
+    overlay.set("email", "receiver", "oncall@example.com")
+    overlay.set("email", "sender", "nightshift@example.com")
+    overlay.set("email", "force_send", "true")  # Luigi skips mail when stdout is a terminal (pytest -s)
+    overlay.set("smtp", "host", "127.0.0.1")
+    overlay.set("smtp", "port", box.port)
+    yield box
+    box.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh PostgreSQL database on 127.0.0.1:5432 for the session, dropped afterwards."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    admin_url = os.environ.get("NIGHTSHIFT_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+    name = f"nightshift_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError as exc:
+        require_service("PostgreSQL on 127.0.0.1:5432", str(exc).splitlines()[0])
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
+    yield url
+    from targets.sql import engine
+
+    engine(url).dispose()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+DRIFT_DATE = SCORE_DATE + dt.timedelta(days=1)
+
+
+@pytest.fixture(scope="session")
+def drifted_drop(tmp_path_factory):
+    """Raw drops of SCORE_DATE (the snapshot DRIFT_DATE scores) with the population shifted (--drift 1.0)."""
+    target = tmp_path_factory.mktemp("drifted")
+    make_sample_data(target, SCORE_DATE, days=SAMPLE["days"] + 1, drift=1.0)
+    return target
+
+
+def add_drifted_day(root: Path, drop: Path) -> None:
+    """Put the drifted day's raw partitions into a scored root, so DRIFT_DATE can be scored next."""
+    for kind in ("clients", "transactions"):
+        shutil.copytree(drop / "raw" / kind / f"dt={SCORE_DATE}", root / "raw" / kind / f"dt={SCORE_DATE}")

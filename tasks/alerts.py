@@ -1,0 +1,106 @@
+"""Alerts: a rejected batch or a failed task reaches people through Luigi's [email]/[smtp] and an optional webhook.
+
+Luigi's worker would send its own generic mail for every failure ("Luigi: X FAILED"), which for a
+rejected batch would be a second mail without the verdict in its subject. So luigi.cfg turns that
+off (`[worker] send_failure_email = false`) and the handlers below send exactly one mail per failure:
+a tailored one for a rejected batch, Luigi's usual one for anything else (run() raised, the task
+process died or timed out, requires() raised). Luigi still mails framework errors itself.
+"""
+import json
+import logging
+import socket
+import subprocess
+import sys
+import traceback
+import urllib.request
+
+import luigi
+from luigi import notifications
+
+from tasks import config
+from tasks.checks import describe
+from tasks.errors import PredictionsRejected
+from tasks.validate import HTML_FILE, REPORT_FILE
+
+logger = logging.getLogger("luigi-interface")
+
+
+def rejection_mail(report: dict, report_uri: str, html_uri: str) -> tuple[str, str]:
+    """Subject and body of the one mail a rejected batch sends."""
+    failed = [c for c in report["checks"] if c["verdict"] == "fail"]
+    previous = (report.get("previous") or {}).get("date")
+    keeps = f"production keeps {previous}" if previous else "production keeps what it had"
+    lines = [
+        f"The validation gate {report['verdict']} the predictions for {report['date']} "
+        f"(model {report['model_version']}, {report['rows']} rows): nothing was published, {keeps}.",
+        "",
+        f"Failed checks ({len(failed)}):",
+        *[f"  - {describe(c)}" for c in failed],
+        "",
+        f"Report: {html_uri}",
+        f"Checks: {report_uri}",
+        "",
+        "If the batch is right after all, a person approves it and the next run publishes it:",
+        f"  bin/approve --date {report['date']} --reason '...'",
+    ]
+    return f"nightshift {report['date']}: batch {report['verdict']}", "\n".join(lines)
+
+
+def failure_mail(task: luigi.Task, explanation: str, headline: str) -> tuple[str, str]:
+    """Luigi's own subject and body for a failed task."""
+    subject = f"Luigi: {task} FAILED. Host: {socket.gethostname()}"
+    command = subprocess.list2cmdline(sys.argv)
+    return subject, notifications.format_task_error(headline, task, command, explanation)
+
+
+def post_webhook(url: str, subject: str, body: str) -> None:
+    """A Slack-compatible JSON POST ({"text": ...}); a failing webhook is logged, never raised."""
+    request = urllib.request.Request(url, data=json.dumps({"text": f"*{subject}*\n{body}"}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+    except OSError as exc:
+        logger.error("alert webhook %s failed: %s", url, exc)
+
+
+def send_alert(subject: str, body: str) -> None:
+    """To `[email] receiver` via Luigi's notifications (honouring its settings), and to `[alerts] webhook_url`."""
+    try:
+        notifications.send_error_email(subject, body)
+    except Exception as exc:  # an unreachable mail server must not hide the failure being reported
+        logger.error("alert mail %r not sent: %s", subject, exc)
+    url = config.alerts().webhook_url
+    if url:
+        post_webhook(url, subject, body)
+
+
+@luigi.Task.event_handler(luigi.Event.FAILURE)
+def _on_failure(task: luigi.Task, exception: BaseException) -> None:
+    if isinstance(exception, PredictionsRejected):
+        target = task.output()
+        try:
+            report = json.loads(target.read_file(REPORT_FILE))
+        except OSError:
+            report = None
+        if report is not None:
+            send_alert(*rejection_mail(report, target.file(REPORT_FILE), target.file(HTML_FILE)))
+            return
+    explanation = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
+    send_alert(*failure_mail(task, explanation, "A task failed when running. Most likely run() raised an exception."))
+
+
+@luigi.Task.event_handler(luigi.Event.PROCESS_FAILURE)
+def _on_process_failure(task: luigi.Task, message: str) -> None:
+    send_alert(*failure_mail(task, message, "The task's process died."))
+
+
+@luigi.Task.event_handler(luigi.Event.TIMEOUT)
+def _on_timeout(task: luigi.Task, message: str) -> None:
+    send_alert(*failure_mail(task, message, "The task timed out and was terminated."))
+
+
+@luigi.Task.event_handler(luigi.Event.BROKEN_TASK)
+def _on_broken_task(task: luigi.Task, exception: BaseException) -> None:
+    explanation = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
+    send_alert(*failure_mail(task, explanation, "Will not run {task} or any dependencies: requires() failed.".format(task=task)))

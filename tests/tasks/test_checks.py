@@ -1,0 +1,77 @@
+"""The gate's checks as pure functions: measured value, threshold and verdict per check."""
+import numpy as np
+import pytest
+
+from tasks import checks, metrics
+
+
+def by_name(results):
+    return {c["name"]: c for c in results}
+
+
+def test_healthy_scores_pass_every_score_check():
+    scores = np.linspace(0.01, 0.9, 100)
+    results = by_name(checks.check_scores(scores, np.arange(100), expected_rows=100))
+    assert {c["verdict"] for c in results.values()} == {"pass"}
+    assert results["row_count"]["measured"] == results["row_count"]["threshold"] == 100
+
+
+def test_missing_rows_nan_out_of_range_and_duplicates_fail_with_counts():
+    scores = np.array([0.1, np.nan, np.inf, 1.5, -0.2, 0.3])
+    ids = np.array([1, 2, 3, 4, 4, 5])
+    results = by_name(checks.check_scores(scores, ids, expected_rows=10))
+    assert results["row_count"]["verdict"] == "fail" and results["row_count"]["measured"] == 6
+    assert results["missing_or_non_finite_scores"]["measured"] == 2
+    assert results["scores_outside_0_1"]["measured"] == 2
+    assert results["duplicate_client_ids"]["measured"] == 1
+    assert checks.verdict(list(results.values()), approved=False) == "rejected"
+    assert checks.verdict(list(results.values()), approved=True) == "approved"
+
+
+def test_schema_names_the_wrong_column_and_type():
+    good = checks.check_schema({"client_id": "int64", "score": "double", "model_version": "string"})
+    bad = checks.check_schema({"client_id": "int64", "score": "string"})
+    assert good["verdict"] == "pass"
+    assert bad["verdict"] == "fail" and bad["measured"] == 2
+    assert "score: expected double, found string" in bad["detail"]
+    assert "model_version: expected string or large_string, found nothing" in bad["detail"]
+
+
+def test_psi_levels_follow_warn_and_fail_thresholds():
+    rng = np.random.default_rng(0)
+    reference_scores = rng.beta(2, 20, 5000)
+    edges = metrics.quantile_edges(reference_scores)
+    reference = {"edges": edges, "counts": metrics.histogram(reference_scores, edges)}
+    same = checks.check_psi(rng.beta(2, 20, 5000), reference, 0.1, 0.25)
+    shifted = np.clip(rng.beta(2, 20, 5000) + 0.1, 0, 1)
+    moved = checks.check_psi(shifted, reference, 0.1, 0.25)
+    assert same["verdict"] == "pass" and same["measured"] < 0.1
+    assert moved["verdict"] == "fail" and moved["measured"] > 0.25
+    assert moved["histogram"] == metrics.histogram(shifted, edges)
+    between = checks.check_psi(shifted, reference, moved["measured"] / 2, moved["measured"] * 2)
+    assert between["verdict"] == "warn"
+    assert checks.verdict([between], approved=False) == "accepted"
+
+
+def test_mean_shift_is_relative_to_the_last_published_day_and_skipped_without_one():
+    assert checks.check_mean_shift(0.06, None, None, 0.25)["verdict"] == "skip"
+    ok = checks.check_mean_shift(0.066, 0.06, "2026-03-02", 0.25)
+    assert ok["verdict"] == "pass" and ok["measured"] == pytest.approx(0.1)
+    bad = checks.check_mean_shift(0.18, 0.06, "2026-03-02", 0.25)
+    assert bad["verdict"] == "fail" and bad["measured"] == pytest.approx(2.0)
+    assert "2026-03-02" in bad["detail"]
+    assert checks.verdict([bad, checks.check_mean_shift(0.06, None, None, 0.25)], approved=False) == "rejected"
+
+
+def test_quarantine_rate_reports_count_per_reason():
+    ok = checks.check_quarantine({"age: not a number": 2}, 600, 0.01)
+    assert ok["verdict"] == "pass" and ok["measured"] == pytest.approx(2 / 600, abs=1e-6)
+    bad = checks.check_quarantine({"salary: unparseable": 30, "age: not a number": 3}, 600, 0.01)
+    assert bad["verdict"] == "fail"
+    assert "33 of 600" in bad["detail"] and "salary: unparseable: 30" in bad["detail"]
+
+
+def test_describe_names_measured_value_and_threshold():
+    line = checks.describe({"name": "psi", "measured": 0.71, "threshold": {"warn": 0.1, "fail": 0.25},
+                            "verdict": "fail", "detail": ""})
+    assert line == "psi = 0.71 (threshold warn 0.1, fail 0.25)"

@@ -1,0 +1,141 @@
+"""Publishing: one transaction per day on SQLite and PostgreSQL; a failure at any point leaves the previous state."""
+import datetime as dt
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from targets.sql import engine
+from tasks import Publish, config
+from tasks.publish import arrow_records, publish_day
+from tasks.predict import Predict
+from tests.conftest import SCORE_DATE, build, families
+
+DAY = dt.date(2026, 3, 2)
+NEXT = DAY + dt.timedelta(days=1)
+
+
+def rows_of(day: dt.date, n: int, version: str = "m1", offset: float = 0.0) -> list[tuple]:
+    return [(1000 + i, round((i % 97) / 100 + offset, 6) + 1e-9 * i, version) for i in range(n)]
+
+
+def snapshot(url: str) -> dict:
+    with engine(url).connect() as conn:
+        return {
+            "predictions": sorted(tuple(map(str, r)) for r in conn.execute(sa.text(
+                "SELECT score_date, client_id, score, model_version FROM predictions")).fetchall()),
+            "log": sorted(tuple(map(str, r)) for r in conn.execute(sa.text(
+                "SELECT score_date, rows, model_version, published_at, verdict FROM publish_log")).fetchall()),
+            "latest": conn.execute(sa.text("SELECT DISTINCT score_date FROM predictions_latest")).fetchall(),
+        }
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/prod.db"
+    base = request.getfixturevalue("postgres_url")
+    with engine(base).begin() as conn:
+        for name in ("predictions_latest",):
+            conn.execute(sa.text(f"DROP VIEW IF EXISTS {name}"))
+        conn.execute(sa.text("DROP TABLE IF EXISTS predictions, publish_log"))
+    return base
+
+
+def test_publish_replaces_the_day_and_a_rerun_keeps_exactly_one_copy(url):
+    assert publish_day(url, DAY, rows_of(DAY, 50), "accepted") == 50
+    assert publish_day(url, NEXT, rows_of(NEXT, 40), "accepted") == 40
+    assert publish_day(url, NEXT, rows_of(NEXT, 30, "m2"), "approved", {"by": "alice", "reason": "campaign"}) == 30
+    state = snapshot(url)
+    by_day = {}
+    for day, *_ in state["predictions"]:
+        by_day[day] = by_day.get(day, 0) + 1
+    assert by_day == {str(DAY): 50, str(NEXT): 30}
+    assert [(r[0], r[1], r[2], r[4]) for r in state["log"]] == [(str(DAY), "50", "m1", "accepted"),
+                                                                 (str(NEXT), "30", "m2", "approved")]
+    assert [str(r[0]) for r in state["latest"]] == [str(NEXT)]
+    with engine(url).connect() as conn:
+        who = conn.execute(sa.text("SELECT approved_by, note FROM publish_log WHERE score_date = :d"), {"d": NEXT}).first()
+    assert tuple(who) == ("alice", "campaign")
+
+
+def test_a_failure_after_the_delete_leaves_the_previous_state_exactly(url):
+    publish_day(url, DAY, rows_of(DAY, 50), "accepted")
+    publish_day(url, NEXT, rows_of(NEXT, 40), "accepted")
+    before = snapshot(url)
+
+    def failing():
+        yield from rows_of(NEXT, 25, "m2")
+        raise OSError("disk gone while reading predictions")
+
+    with pytest.raises(OSError, match="disk gone"):
+        publish_day(url, NEXT, failing(), "accepted")
+    assert snapshot(url) == before
+
+
+def test_a_connection_killed_mid_copy_leaves_the_previous_state(postgres_url):
+    url = postgres_url
+    with engine(url).begin() as conn:
+        conn.execute(sa.text("DROP VIEW IF EXISTS predictions_latest"))
+        conn.execute(sa.text("DROP TABLE IF EXISTS predictions, publish_log"))
+    publish_day(url, DAY, rows_of(DAY, 50), "accepted")
+    before = snapshot(url)
+    killer = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    killed = threading.Event()
+
+    def streaming():
+        # The COPY is under way once rows are being pulled: end its server process from another connection.
+        for i, row in enumerate(rows_of(DAY, 30_000, "m2")):
+            if i == 15_000 and not killed.is_set():
+                with killer.connect() as conn:
+                    done = conn.execute(sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'COPY%'"
+                    )).fetchall()
+                assert done == [(True,)], done
+                killed.set()
+            yield row
+
+    with pytest.raises(sa.exc.DBAPIError):
+        publish_day(url, DAY, streaming(), "accepted")
+    assert killed.is_set()
+    killer.dispose()
+    assert snapshot(url) == before
+
+
+def test_the_pipeline_publishes_the_same_rows_to_postgresql_as_to_sqlite(scored_root, postgres_url, overlay):
+    sqlite_url = config.publish().database_url()
+    overlay.set("publish", "url", postgres_url)
+    with engine(postgres_url).begin() as conn:
+        conn.execute(sa.text("DROP VIEW IF EXISTS predictions_latest"))
+        conn.execute(sa.text("DROP TABLE IF EXISTS predictions, publish_log"))
+    assert not Publish(date=SCORE_DATE).complete()
+    result = build(Publish(date=SCORE_DATE))
+    assert families(result["completed"]) == ["Publish"]
+    assert Publish(date=SCORE_DATE).complete()
+
+    def rows(url):
+        with engine(url).connect() as conn:
+            return sorted((str(d), int(c), float(s), v) for d, c, s, v in conn.execute(sa.text(
+                "SELECT score_date, client_id, score, model_version FROM predictions_latest")).fetchall())
+
+    pg, lite = rows(postgres_url), rows(sqlite_url)
+    assert len(pg) == Predict(date=SCORE_DATE).output().read_arrow().num_rows > 0
+    assert pg == lite
+    assert build(Publish(date=SCORE_DATE))["completed"] == set()
+
+
+def test_arrow_records_stream_every_row():
+    import pyarrow as pa
+
+    table = pa.table({"client_id": pa.array(range(25_000), pa.int64()), "score": [0.5] * 25_000,
+                      "model_version": ["m"] * 25_000})
+    records = list(arrow_records(table))
+    assert len(records) == 25_000 and records[-1] == (24_999, 0.5, "m")
+
+
+def test_the_environment_url_wins_over_the_config_file(root, overlay, monkeypatch, tmp_path):
+    overlay.set("publish", "url", f"sqlite:///{tmp_path}/from-file.db")
+    assert config.publish().database_url() == f"sqlite:///{tmp_path}/from-file.db"
+    monkeypatch.setenv("NIGHTSHIFT_PUBLISH_URL", "postgresql+psycopg2://u@db.example.com/scoring")
+    assert Publish(date=SCORE_DATE).output().url == "postgresql+psycopg2://u@db.example.com/scoring"
