@@ -1,10 +1,12 @@
 """The one filesystem layer of the Python side: local paths, file:// and any URI pyarrow knows (hdfs://, s3a://)."""
 import os
 import re
+import urllib.parse
 import uuid
 from contextlib import contextmanager
 from typing import Iterator
 
+import luigi.configuration
 import pyarrow.fs as pafs
 
 # Written last into a folder and removed first from it: a reader that checks it never sees half a folder.
@@ -56,8 +58,24 @@ def _split(uri: str) -> tuple[str, str]:
     return f"{name}://{authority}", slash + path
 
 
+def filesystem_options() -> dict[str, str]:
+    """`[paths] filesystem_options`: pyarrow URI options (`endpoint_override=...|scheme=http|region=...`)."""
+    text = luigi.configuration.get_config().get("paths", "filesystem_options", "")
+    options = {}
+    for item in (part.strip() for line in text.splitlines() for part in line.split("|")):
+        if item and not item.startswith("#"):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"[paths] filesystem_options: expected key=value, got {item!r}")
+            options[key.strip()] = value.strip()
+    return options
+
+
 def _connect(uri: str) -> pafs.FileSystem:
-    """A pyarrow filesystem for a URI; settings come from the URI and the environment (AWS_*, HADOOP_*)."""
+    """A pyarrow filesystem for a URI; settings from `[paths] filesystem_options` and the environment (AWS_*, CLASSPATH)."""
+    options = filesystem_options()
+    if options:
+        uri += ("&" if "?" in uri else "?") + urllib.parse.urlencode(options)
     return pafs.FileSystem.from_uri(uri)[0]
 
 
@@ -68,7 +86,7 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
     target = pyarrow_uri(uri)
     top, path = _split(target)
     path, _, query = path.partition("?")
-    key = (os.getpid(), top + ("?" + query if query else ""))
+    key = (os.getpid(), top + ("?" + query if query else ""), repr(filesystem_options()))
     if key not in _filesystems:
         # Connecting (HDFS's JNI client, S3's region lookup) costs; a forked process makes its own.
         _filesystems[key] = _connect(target)

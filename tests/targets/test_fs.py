@@ -174,3 +174,23 @@ def test_folder_lands_on_an_object_store_flag_last_and_replaces_the_old_one_flag
     assert len(copies) == 3
     # Uploads go straight to their key (an upload is all-or-nothing): no temporary object renamed.
     assert not [entry for entry in bucket.log if entry[0] == "put" and ".tmp-" in entry[1]]
+
+
+def test_filesystem_options_reach_pyarrow_as_uri_options(bucket, overlay):
+    overlay.set("paths", "filesystem_options", "endpoint_override=127.0.0.1:9000 | scheme=http\nregion=eu-west-1")
+    filesystem, path = fs.resolve("s3a://bank-data/root/x")
+    assert path == "bank-data/root/x"
+    assert bucket.connected == ["s3://bank-data/root/x"]
+    assert fs.filesystem_options() == {"endpoint_override": "127.0.0.1:9000", "scheme": "http", "region": "eu-west-1"}
+    overlay.set("paths", "filesystem_options", "endpoint_override")
+    with pytest.raises(ValueError, match=r"\[paths\] filesystem_options: expected key=value"):
+        fs.resolve("s3a://bank-data/root/x")
+
+
+def test_a_real_pyarrow_s3_filesystem_gets_the_configured_endpoint_without_connecting(overlay, monkeypatch):
+    monkeypatch.setattr(fs, "_filesystems", {})
+    overlay.set("paths", "filesystem_options", "endpoint_override=127.0.0.1:9000|scheme=http|region=eu-west-1")
+    filesystem, path = fs.resolve("s3a://bank-data/root/models")
+    settings = filesystem.__reduce__()[1][0]
+    assert (filesystem.type_name, path) == ("s3", "bank-data/root/models")
+    assert (settings["endpoint_override"], settings["scheme"], settings["region"]) == ("127.0.0.1:9000", "http", "eu-west-1")
