@@ -1,5 +1,4 @@
 """DailyScoring on a real Spark standalone cluster (a master and one worker on 127.0.0.1), equal to local mode."""
-import glob
 import json
 import os
 import shutil
@@ -27,13 +26,10 @@ def _free_port() -> int:
 
 
 def _spark_class() -> str:
-    found = glob.glob(os.path.join(os.path.dirname(sys.executable), "..", "lib", "python*", "site-packages",
-                                   "pyspark", "bin", "spark-class"))
-    if not found:
-        import pyspark
+    """The launcher shipped inside the pip-installed pyspark (the venv's)."""
+    import pyspark
 
-        found = [os.path.join(os.path.dirname(pyspark.__file__), "bin", "spark-class")]
-    return os.path.abspath(found[0])
+    return os.path.join(os.path.dirname(pyspark.__file__), "bin", "spark-class")
 
 
 def _status(webui: int) -> dict:
@@ -64,8 +60,7 @@ class Cluster:
         self.workdir = workdir
         self.port, self.webui, self.worker_webui = _free_port(), _free_port(), _free_port()
         self.url = f"spark://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_WORKER_DIR": str(workdir / "work"),
-                    "SPARK_LOG_DIR": str(workdir / "logs"), "SPARK_NO_DAEMONIZE": "1"}
+        self.env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_WORKER_DIR": str(workdir / "work")}
         self.processes: list[subprocess.Popen] = []
 
     def _start(self, name: str, *args: str) -> None:
@@ -162,6 +157,8 @@ def test_daily_scoring_on_a_standalone_cluster_publishes_what_local_mode_publish
     assert "Setting default log level" not in run.stderr
     assert " INFO " not in run.stderr and " WARN " not in run.stderr, run.stderr[-4000:]
 
+    # Executors ran the cleaning and scoring UDFs, which import `tasks`, pandas and pyarrow: only the
+    # venv's interpreter (spark.pyspark.python) has them, so equal scores also prove which Python ran.
     cluster_scores = _scores(root / "nightshift.db")
     local_scores = _scores(scored_template / "nightshift.db")
     assert len(cluster_scores) > 0
