@@ -157,8 +157,8 @@ def test_daily_scoring_on_a_standalone_cluster_publishes_what_local_mode_publish
     assert "Setting default log level" not in run.stderr
     assert " INFO " not in run.stderr and " WARN " not in run.stderr, run.stderr[-4000:]
 
-    # Executors ran the cleaning and scoring UDFs, which import `tasks`, pandas and pyarrow: only the
-    # venv's interpreter (spark.pyspark.python) has them, so equal scores also prove which Python ran.
+    # Executors ran the cleaning and scoring UDFs, which import `tasks`: it is installed only in the
+    # venv (the executors' working folder is the worker's, not the repo), so its Python ran them.
     cluster_scores = _scores(root / "nightshift.db")
     local_scores = _scores(scored_template / "nightshift.db")
     assert len(cluster_scores) > 0
