@@ -16,8 +16,8 @@ _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
 # Object stores have no directory rename: a folder is moved file by file.
 _OBJECT_STORES = {"s3", "gcs"}
 # Spark/Hadoop scheme -> pyarrow scheme.
-_PYARROW_SCHEMES = {"s3a": "s3", "s3n": "s3", "gs": "gs", "viewfs": "hdfs"}
-_filesystems: dict[tuple[int, str], pafs.FileSystem] = {}
+_PYARROW_SCHEMES = {"s3a": "s3", "s3n": "s3"}
+_filesystems: dict[tuple[int, str, str], pafs.FileSystem] = {}
 
 
 def scheme(uri: str) -> str:
