@@ -1,38 +1,124 @@
-"""The one filesystem layer of the Python side: local paths and any URI pyarrow knows (hdfs://, s3://)."""
+"""The one filesystem layer of the Python side: local paths, file:// and any URI pyarrow knows (hdfs://, s3a://)."""
 import os
+import re
+import urllib.parse
 import uuid
 from contextlib import contextmanager
 from typing import Iterator
 
+import luigi.configuration
 import pyarrow.fs as pafs
 
+# Written last into a folder and removed first from it: a reader that checks it never sees half a folder.
+FLAG = "_SUCCESS"
 
-def _has_scheme(uri: str) -> bool:
-    return "://" in uri
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
+# Object stores have no directory rename: a folder is moved file by file.
+_OBJECT_STORES = {"s3", "gcs"}
+# Spark/Hadoop scheme -> pyarrow scheme.
+_PYARROW_SCHEMES = {"s3a": "s3", "s3n": "s3"}
+_filesystems: dict[tuple[int, str, str], pafs.FileSystem] = {}
+
+
+def scheme(uri: str) -> str:
+    """The URI's scheme (`hdfs`, `s3a`, `file`), or '' for a plain local path."""
+    match = _SCHEME.match(uri)
+    # A one-letter "scheme" is a Windows drive, not a URI.
+    return match.group(1).lower() if match and len(match.group(1)) > 1 else ""
+
+
+def _local_path(uri: str) -> str:
+    """file:///p, file://localhost/p and Hadoop's file:/p as a local path; plain paths unchanged."""
+    if scheme(uri) != "file":
+        return uri
+    rest = uri[len("file:"):]
+    if rest.startswith("//"):
+        authority, _, path = rest[2:].partition("/")
+        if authority not in ("", "localhost"):
+            raise ValueError(f"{uri}: a file:// URI must name no host (or localhost)")
+        return "/" + path
+    return rest
+
+
+def pyarrow_uri(uri: str) -> str:
+    """The URI pyarrow's `FileSystem.from_uri` understands for a Spark URI: s3a:// becomes s3://."""
+    name = scheme(uri)
+    if name in _PYARROW_SCHEMES:
+        return _PYARROW_SCHEMES[name] + uri[len(name):]
+    return uri
+
+
+def _split(uri: str) -> tuple[str, str]:
+    """(`scheme://authority`, path) of a URI with an authority; ('', uri) otherwise (local, file:/p)."""
+    name = scheme(uri)
+    rest = uri[len(name) + 1:] if name else uri
+    if not name or not rest.startswith("//"):
+        return "", uri
+    authority, slash, path = rest[2:].partition("/")
+    return f"{name}://{authority}", slash + path
+
+
+def filesystem_options() -> dict[str, str]:
+    """`[paths] filesystem_options`: pyarrow URI options (`endpoint_override=...|scheme=http|region=...`)."""
+    text = luigi.configuration.get_config().get("paths", "filesystem_options", "")
+    options = {}
+    for item in (part.strip() for line in text.splitlines() for part in line.split("|")):
+        if item and not item.startswith("#"):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"[paths] filesystem_options: expected key=value, got {item!r}")
+            options[key.strip()] = value.strip()
+    return options
+
+
+def _connect(uri: str) -> pafs.FileSystem:
+    """A pyarrow filesystem for a URI; settings from `[paths] filesystem_options` and the environment (AWS_*, CLASSPATH)."""
+    options = filesystem_options()
+    if options:
+        uri += ("&" if "?" in uri else "?") + urllib.parse.urlencode(options)
+    return pafs.FileSystem.from_uri(uri)[0]
 
 
 def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
-    """The filesystem and in-filesystem path of a local path or URI."""
-    if not _has_scheme(uri) or uri.startswith("file://"):
-        local = uri[len("file://"):] if uri.startswith("file://") else uri
-        return pafs.LocalFileSystem(), os.path.abspath(local)
-    # Spark's s3a:// is pyarrow's s3://.
-    if uri.startswith("s3a://"):
-        uri = "s3://" + uri[len("s3a://"):]
-    return pafs.FileSystem.from_uri(uri)
+    """The filesystem and in-filesystem path of a local path or URI (one filesystem per cluster or bucket)."""
+    if scheme(uri) in ("", "file"):
+        return pafs.LocalFileSystem(), os.path.abspath(_local_path(uri))
+    target = pyarrow_uri(uri)
+    top, path = _split(target)
+    path, _, query = path.partition("?")
+    key = (os.getpid(), top + ("?" + query if query else ""), repr(filesystem_options()))
+    if key not in _filesystems:
+        # Connecting (HDFS's JNI client, S3's region lookup) costs; a forked process makes its own.
+        _filesystems[key] = _connect(target)
+    filesystem = _filesystems[key]
+    if filesystem.type_name in _OBJECT_STORES:
+        # Object stores take bucket/key.
+        return filesystem, (top.split("://", 1)[1] + path).rstrip("/")
+    return filesystem, path.rstrip("/") or "/"
 
 
 def spark_uri(uri: str) -> str:
     """The form Spark reads and writes: local paths made absolute, URIs untouched."""
-    return uri if _has_scheme(uri) else os.path.abspath(uri)
+    return uri if scheme(uri) else os.path.abspath(uri)
 
 
 def join(uri: str, *parts: str) -> str:
-    return "/".join([uri.rstrip("/"), *parts])
+    """`uri/part/...` for a local path or URI; parts are relative (slashes at their ends are dropped)."""
+    base = uri.rstrip("/")
+    if scheme(uri) and base == f"{scheme(uri)}:" and uri.startswith(base + "//"):
+        base += "//"  # the root of file:/// keeps its empty authority
+    return "/".join([base, *(part.strip("/") for part in parts)])
 
 
 def parent(uri: str) -> str:
-    return uri.rstrip("/").rsplit("/", 1)[0] if "/" in uri.rstrip("/") else "."
+    """The folder holding `uri`; a filesystem root or bucket is its own parent (`s3a://bucket/`)."""
+    top, path = _split(uri)
+    if not top and scheme(uri) == "file":
+        top, path = "file:", uri[len("file:"):]
+    trimmed = path.rstrip("/")
+    if "/" not in trimmed:
+        return top + "/" if top or path.startswith("/") else "."
+    return top + (trimmed.rsplit("/", 1)[0] or "/")
 
 
 def basename(uri: str) -> str:
@@ -67,10 +153,22 @@ def read_bytes(uri: str) -> bytes:
         raise OSError(f"cannot read {uri}: {exc}") from exc
 
 
+def _is_object_store(fs: pafs.FileSystem) -> bool:
+    return fs.type_name in _OBJECT_STORES
+
+
 def write_bytes(uri: str, data: bytes) -> None:
-    """Write a file atomically: a sibling temporary file renamed over the target."""
+    """Write a file atomically: a sibling temporary file renamed over the target.
+
+    On an object store an upload is already all-or-nothing (the object appears only once complete),
+    so the file is written in place.
+    """
     fs, path = resolve(uri)
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    if _is_object_store(fs):
+        with fs.open_output_stream(path) as f:
+            f.write(data)
+        return
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         with fs.open_output_stream(tmp) as f:
@@ -82,7 +180,7 @@ def write_bytes(uri: str, data: bytes) -> None:
 
 
 def delete(uri: str) -> bool:
-    """Delete a file or a folder tree; True when something was there."""
+    """Delete a file or a folder tree (its `_SUCCESS` flag first); True when something was there."""
     fs, path = resolve(uri)
     return _delete(fs, path)
 
@@ -90,6 +188,9 @@ def delete(uri: str) -> bool:
 def _delete(fs: pafs.FileSystem, path: str) -> bool:
     kind = fs.get_file_info(path).type
     if kind == pafs.FileType.Directory:
+        flag = f"{path}/{FLAG}"
+        if fs.get_file_info(flag).type == pafs.FileType.File:
+            fs.delete_file(flag)
         fs.delete_dir(path)
     elif kind == pafs.FileType.File:
         fs.delete_file(path)
@@ -97,10 +198,26 @@ def _delete(fs: pafs.FileSystem, path: str) -> bool:
 
 
 def move(src: str, dst: str) -> None:
+    """Rename a file or folder: atomic on a local disk and HDFS; file by file (flag last) on an object store."""
     fs, src_path = resolve(src)
-    _, dst_path = resolve(dst)
+    dst_fs, dst_path = resolve(dst)
+    if dst_fs.type_name != fs.type_name:
+        raise ValueError(f"cannot move {src} to {dst}: different filesystems")
     fs.create_dir(dst_path.rsplit("/", 1)[0], recursive=True)
-    fs.move(src_path, dst_path)
+    if _is_object_store(fs) and fs.get_file_info(src_path).type == pafs.FileType.Directory:
+        _copy_tree(fs, src_path, dst_path)
+        fs.delete_dir(src_path)
+    else:
+        fs.move(src_path, dst_path)
+
+
+def _copy_tree(fs: pafs.FileSystem, src: str, dst: str) -> None:
+    """Copy every file of a folder, the `_SUCCESS` flag (if any) last, so the copy looks complete only once it is."""
+    files = [info.path for info in fs.get_file_info(pafs.FileSelector(src, recursive=True))
+             if info.type == pafs.FileType.File]
+    flag = f"{src}/{FLAG}"
+    for path in sorted(files, key=lambda p: p == flag):
+        fs.copy_file(path, dst + path[len(src):])
 
 
 @contextmanager
@@ -109,6 +226,8 @@ def temporary_dir(uri: str) -> Iterator[str]:
 
     Leftovers of writes that crashed earlier (hidden siblings of the same name) are removed first:
     they are never read. The hidden prefix keeps Spark and pyarrow from reading them as data.
+    On an object store the final move is a copy: a crash during it leaves `uri` without its
+    `_SUCCESS` flag (incomplete, redone by the next run), never a flagged half.
     """
     name = basename(uri)
     folder = parent(uri)

@@ -7,6 +7,9 @@ import luigi
 
 class paths(luigi.Config):
     root = luigi.Parameter(default="data", description="Root URI of every dataset, model, report and the SQLite file.")
+    filesystem_options = luigi.Parameter(
+        default="", description="pyarrow options for a URI root (read by targets/fs.py), key=value per line or |-separated: "
+                                "endpoint_override, scheme, region for s3a://; user, replication for hdfs://.")
 
 
 class spark(luigi.Config):
