@@ -4,6 +4,8 @@ import os
 
 import luigi
 
+from tasks.errors import ConfigurationError
+
 
 class paths(luigi.Config):
     root = luigi.Parameter(default="data", description="Root URI of every dataset, model, report and the SQLite file.")
@@ -58,7 +60,13 @@ class publish(luigi.Config):
         url = os.environ.get("NIGHTSHIFT_PUBLISH_URL") or self.url
         if url:
             return url
-        return "sqlite:///" + os.path.abspath(path("nightshift.db"))
+        root = paths().root
+        if "://" in root and not root.startswith("file://"):
+            raise ConfigurationError(
+                f"[paths] root is {root!r}: the default SQLite file needs a local root; "
+                "set [publish] url or NIGHTSHIFT_PUBLISH_URL to the production database"
+            )
+        return "sqlite:///" + os.path.abspath(path("nightshift.db").removeprefix("file://"))
 
 
 def _day(date: dt.date) -> str:

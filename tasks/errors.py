@@ -6,6 +6,10 @@ class NightshiftError(Exception):
     """Base of every error nightshift raises on purpose."""
 
 
+class ConfigurationError(NightshiftError):
+    """A setting is missing or cannot work with the others."""
+
+
 class SchemaError(NightshiftError):
     """An input lacks a column, has the wrong type, is empty or unreadable."""
 

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from targets.sql import engine
 from tasks import Publish, config
+from tasks.errors import ConfigurationError
 from tasks.publish import arrow_records, publish_day
 from tasks.predict import Predict
 from tests.conftest import SCORE_DATE, build, families
@@ -139,3 +140,12 @@ def test_the_environment_url_wins_over_the_config_file(root, overlay, monkeypatc
     assert config.publish().database_url() == f"sqlite:///{tmp_path}/from-file.db"
     monkeypatch.setenv("NIGHTSHIFT_PUBLISH_URL", "postgresql+psycopg2://u@db.example.com/scoring")
     assert Publish(date=SCORE_DATE).output().url == "postgresql+psycopg2://u@db.example.com/scoring"
+
+
+def test_a_cluster_root_without_a_publish_url_is_refused_clearly(overlay, monkeypatch):
+
+    monkeypatch.delenv("NIGHTSHIFT_PUBLISH_URL", raising=False)
+    overlay.set("paths", "root", "s3a://bank-scoring/nightshift")
+    overlay.set("publish", "url", "")
+    with pytest.raises(ConfigurationError, match=r"\[publish\] url"):
+        config.publish().database_url()
