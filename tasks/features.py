@@ -12,7 +12,7 @@ from tasks.cleaning import CLIENT_COLUMNS, clean_clients
 from tasks.dates import DAY, window_dates
 from tasks.errors import DataQualityError, SchemaError
 from tasks.raw import RawClients, RawTransactions
-from tasks.spark import session
+from tasks.spark import SparkTask, session
 
 SHORT_WINDOW_DAYS = 7
 RISKY_CATEGORIES = ("gambling", "cash_withdrawal")
@@ -82,7 +82,7 @@ def _reason_counts(rejected: DataFrame) -> dict[str, int]:
     return {row["reason"]: row["count"] for row in rejected.groupBy("reason").count().collect()}
 
 
-class ClientFeatures(luigi.Task):
+class ClientFeatures(SparkTask):
     """features/clients/date=D: is_male, age, salary_rub_month of every valid client of the D-1 snapshot."""
 
     date = luigi.DateParameter()
@@ -157,7 +157,7 @@ def aggregate_day(transactions: DataFrame, day: dt.date) -> DataFrame:
     ).withColumn("day", F.lit(day))
 
 
-class TransactionDaily(luigi.Task):
+class TransactionDaily(SparkTask):
     """features/transactions_daily/date=d: per client aggregates of day d, computed once and reused by every window."""
 
     date = luigi.DateParameter()
@@ -201,7 +201,7 @@ def feature_windows() -> list[int]:
     return sorted({SHORT_WINDOW_DAYS, config.features().window_days})
 
 
-class TransactionFeatures(luigi.Task):
+class TransactionFeatures(SparkTask):
     """features/transactions/date=D: 7- and window_days-day windows of the daily aggregates before D."""
 
     date = luigi.DateParameter()
@@ -222,7 +222,7 @@ def transaction_feature_names() -> list[str]:
     return [f"{name}_{days}d" for days in feature_windows() for name in (*DAILY_AGGREGATES, "active_days")]
 
 
-class FeatureTable(luigi.Task):
+class FeatureTable(SparkTask):
     """features/table/date=D: one row per valid client of the snapshot; no transactions means zeros."""
 
     date = luigi.DateParameter()
