@@ -25,7 +25,7 @@ def days_back() -> int:
     return (dt.date.today() - START).days + 2  # Luigi drops range days older than now - days_back
 
 
-def test_five_day_backfill_computes_each_day_once_then_nothing(overlay, scored_root, later_drops):
+def test_five_day_backfill_computes_each_day_once_then_nothing(overlay, ops, scored_root, later_drops):
     for kind in ("clients", "transactions"):
         for day in range((STOP - START).days - 1):
             name = f"dt={SCORE_DATE + day * DAY}"
@@ -45,12 +45,9 @@ def test_five_day_backfill_computes_each_day_once_then_nothing(overlay, scored_r
     assert families(second["completed"]) == []
 
     # The command an operator types: nothing left to do, exit 0.
-    cfg = scored_root.parent / "backfill.cfg"
-    cfg.write_text(f"[paths]\nroot = {scored_root}\n[publish]\nurl = sqlite:///{scored_root}/nightshift.db\n"
-                   "[model]\nretrain = weekly\n")
-    cli = subprocess.run([str(REPO / ".venv" / "bin" / "luigi"), "--module", "tasks", "RangeDaily", "--of",
-                          "DailyScoring", "--start", str(START), "--stop", str(STOP), "--days-back",
-                          str(days_back()), "--local-scheduler"], cwd=REPO, capture_output=True, text=True,
-                         env={"PATH": "/usr/bin:/bin", "LUIGI_CONFIG_PATH": str(cfg)}, timeout=300)
+    ops.set("model", "retrain", "weekly")
+    cli = subprocess.run([*ops.env(), str(REPO / ".venv" / "bin" / "luigi"), "--module", "tasks", "RangeDaily",
+                          "--of", "DailyScoring", "--start", str(START), "--stop", str(STOP), "--days-back",
+                          str(days_back()), "--local-scheduler"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert cli.returncode == 0, cli.stderr[-3000:]
     assert "already done" in cli.stderr or "complete" in cli.stderr
