@@ -30,7 +30,7 @@ def test_done_day_is_quiet_logged_and_falls_back_to_the_local_scheduler(ops, sco
     assert "no central scheduler answers" in result.stderr  # ...but warns when luigid is down
     log = (ops.logs / f"run-daily-{SCORE_DATE}.log").read_text()
     assert "local scheduler" in log and "--local-scheduler" in log
-    assert f"catch-up {SCORE_DATE - 2 * DAY}..{SCORE_DATE}" in log
+    assert f"catch-up {SCORE_DATE}..{SCORE_DATE}" in log
     assert "exit 0 (ok)" in log
     assert not old.exists(), "logs older than [cron] log_keep_days are pruned"
 
@@ -47,6 +47,7 @@ def test_second_start_while_one_runs_exits_10_at_once(ops, root):
 
 def test_missing_drops_exit_20_and_cron_gets_the_summary(ops, root):
     far = SCORE_DATE + 60 * DAY  # no drop anywhere near: nothing can run, nothing starts Spark
+    ops.set("cron", "catchup_days", 3)
     result = ops.run("run-daily", "--date", far)
     assert result.returncode == 20, result.stdout + result.stderr
     assert "exit 20 (missing data" in result.stdout
