@@ -99,3 +99,10 @@ def model_path(model_date: dt.date) -> str:
 
 class alerts(luigi.Config):
     webhook_url = luigi.Parameter(default="", description="Slack-compatible webhook (JSON POST) for rejections and failures; empty = mail only.")
+
+
+class cron(luigi.Config):
+    catchup_days = luigi.IntParameter(default=3, description="bin/run-daily completes DailyScoring for this many days up to --date.")
+    log_dir = luigi.Parameter(default="logs", description="bin/run-daily's logs, one file per run date (relative to the repo).")
+    log_keep_days = luigi.IntParameter(default=30, description="Run logs older than this many days are deleted.")
+    lock_file = luigi.Parameter(default="var/run-daily.lock", description="flock file: one bin/run-daily at a time.")

@@ -38,6 +38,19 @@ class ApprovalError(NightshiftError):
     """A person tried to approve a date that has no rejected validation report."""
 
 
+class ExplainsFailures:
+    """Mixin for a Luigi task: an expected failure (a NightshiftError) is explained by its message alone.
+
+    The message names file, column, counts and thresholds; a traceback would only bury it in the scheduler's
+    web view and in alert mails. Unexpected errors keep Luigi's traceback.
+    """
+
+    def on_failure(self, exception):
+        if isinstance(exception, NightshiftError):
+            return f"{type(exception).__name__}: {exception}"
+        return super().on_failure(exception)
+
+
 class _ExpectedFailureLog(logging.Filter):
     """Luigi logs every failed task with its traceback; a NightshiftError's message says it all, so log only that."""
 

@@ -24,9 +24,9 @@ from targets.directory import ParquetTarget
 from tasks import config
 from tasks.cleaning import CLIENT_COLUMNS, UNDECODABLE, clean_clients, explain_unreadable, misread_reason
 from tasks.dates import DAY, window_dates
-from tasks.errors import DataQualityError, NightshiftError, SchemaError
+from tasks.errors import DataQualityError, SchemaError
 from tasks.raw import RawClients, RawTransactions
-from tasks.spark import session
+from tasks.spark import SparkTask, session
 
 SHORT_WINDOW_DAYS = 7
 RISKY_CATEGORIES = ("gambling", "cash_withdrawal")
@@ -205,17 +205,7 @@ def write_quarantine(target: ParquetTarget, rejected: DataFrame, source: str, to
         fs.write_bytes(fs.join(tmp, QUARANTINE_COUNTS), json.dumps(summary, indent=2, ensure_ascii=False).encode())
 
 
-class _RawInputTask(luigi.Task):
-    """A task reading a raw drop: its expected failures (bad file, too many bad rows) explain themselves."""
-
-    def on_failure(self, exception):
-        # The message names file, column and counts; a traceback would only bury it (scheduler UI, mails).
-        if isinstance(exception, NightshiftError):
-            return f"{type(exception).__name__}: {exception}"
-        return super().on_failure(exception)
-
-
-class ClientFeatures(_RawInputTask):
+class ClientFeatures(SparkTask):
     """features/clients/date=D: is_male, age, salary_rub_month of every valid client of the D-1 snapshot."""
 
     date = luigi.DateParameter()
@@ -321,7 +311,7 @@ def aggregate_day(transactions: DataFrame, day: dt.date) -> DataFrame:
     ).withColumn("day", F.lit(day))
 
 
-class TransactionDaily(_RawInputTask):
+class TransactionDaily(SparkTask):
     """features/transactions_daily/date=d: per client aggregates of day d, computed once and reused by every window."""
 
     date = luigi.DateParameter()
@@ -365,7 +355,7 @@ def feature_windows() -> list[int]:
     return sorted({SHORT_WINDOW_DAYS, config.features().window_days})
 
 
-class TransactionFeatures(luigi.Task):
+class TransactionFeatures(SparkTask):
     """features/transactions/date=D: 7- and window_days-day windows of the daily aggregates before D."""
 
     date = luigi.DateParameter()
@@ -386,7 +376,7 @@ def transaction_feature_names() -> list[str]:
     return [f"{name}_{days}d" for days in feature_windows() for name in (*DAILY_AGGREGATES, "active_days")]
 
 
-class FeatureTable(luigi.Task):
+class FeatureTable(SparkTask):
     """features/table/date=D: one row per valid client of the snapshot; no transactions means zeros."""
 
     date = luigi.DateParameter()

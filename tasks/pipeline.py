@@ -11,3 +11,8 @@ class DailyScoring(luigi.WrapperTask):
 
     def requires(self):
         return Publish(self.date)
+
+    @classmethod
+    def bulk_complete(cls, parameter_tuples):
+        """The dates already in production; lets `RangeDaily --of DailyScoring` find the missing ones."""
+        return [date for date in parameter_tuples if cls(date=date).complete()]

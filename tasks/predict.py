@@ -9,7 +9,7 @@ from targets.model import MODEL_FILE
 from tasks import config, modeling
 from tasks.dates import model_date
 from tasks.features import FeatureTable
-from tasks.spark import session
+from tasks.spark import SparkTask, session
 from tasks.train import TrainModel
 
 PREDICTION_SCHEMA = T.StructType(
@@ -27,7 +27,7 @@ def arrow_dtypes(schema: T.StructType) -> dict[str, str]:
     return {field.name: names.get(field.dataType.simpleString(), field.dataType.simpleString()) for field in schema}
 
 
-class Predict(luigi.Task):
+class Predict(SparkTask):
     """predictions/date=D: client_id, score, model_version for every row of FeatureTable(D)."""
 
     date = luigi.DateParameter()

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from targets.sql import PublishMarker, engine
 from tasks import config
+from tasks.errors import ExplainsFailures
 from tasks.predict import Predict
 from tasks.validate import REPORT_FILE, ValidatePredictions
 
@@ -145,7 +146,7 @@ def publish_day(url: str, day: dt.date, records: Iterable[Record], verdict: str 
         return replace_day(conn, day, records, verdict, approval)
 
 
-class Publish(luigi.Task):
+class Publish(ExplainsFailures, luigi.Task):
     """The day's validated predictions in the production tables; done when publish_log has the day."""
 
     date = luigi.DateParameter()

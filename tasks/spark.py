@@ -1,10 +1,17 @@
 """The Spark session: made lazily from [spark] config, shared by every Spark task of the process."""
 import atexit
+import functools
+import inspect
 import multiprocessing.util
 import os
 import sys
+import threading
+import time
+
+import luigi
 
 from tasks import config
+from tasks.errors import ExplainsFailures
 
 _session = None
 _owner_pid = None
@@ -109,3 +116,107 @@ def stop() -> None:
     if _session is not None and _owner_pid == os.getpid():
         _session.stop()
         _session = None
+
+
+class SparkProgress:
+    """While a task runs, a daemon thread reports its Spark jobs to the scheduler every `interval` seconds.
+
+    It reads `sparkContext.statusTracker()` of the session this process already has (it never starts
+    one) and sends the active stages' completed/total tasks as the task's status message and progress
+    percentage: what luigid's web view shows next to a running task.
+    """
+
+    def __init__(self, task, interval: float = 2.0):
+        self.task = task
+        self.interval = interval
+        self._baseline: set[int] = set()
+        self._last = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"spark-progress-{task.task_id}", daemon=True)
+
+    def __enter__(self):
+        self._started = time.monotonic()
+        self._baseline = self._job_ids()
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self._stop.set()
+        self._thread.join(timeout=10)
+        elapsed = time.monotonic() - self._started
+        try:
+            jobs = len(self._job_ids() - self._baseline)
+        except Exception:
+            jobs = "?"
+        outcome = "failed" if exc_type else "done"
+        self._send(f"{outcome} after {elapsed:.0f}s: {jobs} Spark job(s)", None if exc_type else 100)
+        return False
+
+    def _job_ids(self) -> set[int]:
+        """Ids of every Spark job this process's session has run so far (none without a session)."""
+        if _session is None or _owner_pid != os.getpid():
+            return set()
+        return set(_session.sparkContext.statusTracker().getJobIdsForGroup())
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                report = self.snapshot()
+            except Exception:  # a status report must never break the task
+                continue
+            if report is not None:
+                self._send(*report)
+
+    def snapshot(self) -> tuple[str, int] | None:
+        """(message, percentage) of the Spark work running now, or None when there is none."""
+        if _session is None or _owner_pid != os.getpid():
+            return None
+        tracker = _session.sparkContext.statusTracker()
+        jobs = tracker.getActiveJobsIds()
+        stages = [info for info in map(tracker.getStageInfo, tracker.getActiveStageIds()) if info is not None]
+        if not stages:
+            return None
+        done = sum(info.numCompletedTasks for info in stages)
+        total = sum(info.numTasks for info in stages)
+        names = ", ".join(sorted({info.name.split(" at ")[0] for info in stages}))
+        so_far = len(self._job_ids() - self._baseline)
+        message = (f"Spark job {max(jobs) if jobs else '?'} ({so_far} so far): "
+                   f"{len(stages)} stage(s) [{names}], {done}/{total} tasks done")
+        return message, int(100 * done / total) if total else 0
+
+    def _send(self, message: str, percentage: int | None) -> None:
+        if (message, percentage) == self._last:
+            return
+        self._last = (message, percentage)
+        try:
+            if callable(getattr(self.task, "set_status_message", None)):
+                self.task.set_status_message(message)
+            if percentage is not None and callable(getattr(self.task, "set_progress_percentage", None)):
+                self.task.set_progress_percentage(percentage)
+        except Exception:  # the scheduler being away must not fail the task
+            pass
+
+
+def _with_progress(run):
+    if inspect.isgeneratorfunction(run):
+        @functools.wraps(run)
+        def wrapper(self):
+            with SparkProgress(self):
+                return (yield from run(self))
+    else:
+        @functools.wraps(run)
+        def wrapper(self):
+            with SparkProgress(self):
+                return run(self)
+    wrapper.reports_progress = True
+    return wrapper
+
+
+class SparkTask(ExplainsFailures, luigi.Task):
+    """Base of the tasks whose run() uses Spark: the scheduler shows their Spark progress while they run."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        run = cls.__dict__.get("run")
+        if run is not None and not getattr(run, "reports_progress", False):
+            cls.run = _with_progress(run)

@@ -17,10 +17,10 @@ from targets.directory import ParquetTarget
 from targets.model import MODEL_FILE, ModelTarget
 from tasks import config, modeling
 from tasks.dates import labelled_snapshots, newest_snapshot
-from tasks.errors import NotEnoughSnapshots, SchemaError
+from tasks.errors import ExplainsFailures, NotEnoughSnapshots, SchemaError
 from tasks.features import FeatureTable
 from tasks.raw import RawLabels
-from tasks.spark import session
+from tasks.spark import SparkTask, session
 
 logger = logging.getLogger("luigi-interface")
 
@@ -80,7 +80,7 @@ def sample_snapshot(table, labels, day: dt.date, max_rows: int, seed: int):
     return joined.orderBy(rank, modeling.KEY).limit(max_rows)
 
 
-class TrainingSet(luigi.Task):
+class TrainingSet(SparkTask):
     """training/date=M: a seeded sample of the labelled feature rows of past snapshots whose labels landed by M."""
 
     date = luigi.DateParameter(description="Model date M.")
@@ -136,7 +136,7 @@ def library_versions() -> dict[str, str]:
             "luigi": luigi.__version__}
 
 
-class TrainModel(luigi.Task):
+class TrainModel(ExplainsFailures, luigi.Task):
     """models/M/: the fitted model and metadata.json (features, holdout quality, reference histogram)."""
 
     date = luigi.DateParameter(description="Model date M.")

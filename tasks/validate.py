@@ -9,7 +9,7 @@ import numpy as np
 from targets import fs, sql
 from targets.directory import DirectoryTarget
 from tasks import checks, config
-from tasks.errors import ApprovalError, NightshiftError, PredictionsRejected
+from tasks.errors import ApprovalError, ExplainsFailures, PredictionsRejected
 from tasks.features import quarantine_counts
 from tasks.predict import Predict
 
@@ -123,7 +123,7 @@ def render_html(report: dict) -> str:
     )
 
 
-class ValidatePredictions(luigi.Task):
+class ValidatePredictions(ExplainsFailures, luigi.Task):
     """reports/date=D/: validation.json + report.html; complete (flagged) only for an accepted or approved batch."""
 
     date = luigi.DateParameter()
@@ -178,12 +178,6 @@ class ValidatePredictions(luigi.Task):
         if day is None:
             return None
         return {"date": day.isoformat(), **sql.column_summary(url, "predictions", "score", day, edges)}
-
-    def on_failure(self, exception):
-        # An expected failure explains itself (scheduler UI, mails); only the unexpected need a traceback.
-        if isinstance(exception, NightshiftError):
-            return f"{type(exception).__name__}: {exception}"
-        return super().on_failure(exception)
 
 
 def rejection_message(report: dict, html_uri: str) -> str:

@@ -1,0 +1,80 @@
+"""bin/run-daily under cron's bare environment: quiet when done, lock, logs, catch-up, exit codes."""
+import datetime as dt
+import fcntl
+import os
+import time
+
+import sqlalchemy as sa
+
+from tests.conftest import SCORE_DATE
+
+DAY = dt.timedelta(days=1)
+
+
+def marker_dates(root) -> list[dt.date]:
+    with sa.create_engine(f"sqlite:///{root}/nightshift.db").connect() as conn:
+        return [dt.date.fromisoformat(str(d)) for (d,) in conn.execute(sa.text("SELECT score_date FROM publish_log"))]
+
+
+def test_done_day_is_quiet_logged_and_falls_back_to_the_local_scheduler(ops, scored_root):
+    ops.logs.mkdir()
+    old = ops.logs / "run-daily-2025-01-01.log"
+    old.write_text("a run long ago\n")
+    month_ago = time.time() - 40 * 86400
+    os.utime(old, (month_ago, month_ago))
+
+    result = ops.run("run-daily", "--date", SCORE_DATE)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""  # cron mails nothing for a good night...
+    assert "no central scheduler answers" in result.stderr  # ...but warns when luigid is down
+    log = (ops.logs / f"run-daily-{SCORE_DATE}.log").read_text()
+    assert "local scheduler" in log and "--local-scheduler" in log
+    assert f"catch-up {SCORE_DATE}..{SCORE_DATE}" in log
+    assert "exit 0 (ok)" in log
+    assert not old.exists(), "logs older than [cron] log_keep_days are pruned"
+
+
+def test_second_start_while_one_runs_exits_10_at_once(ops, root):
+    ops.var.mkdir()
+    with open(ops.var / "run-daily.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = ops.run("run-daily", "--date", SCORE_DATE, timeout=60)
+    assert result.returncode == 10
+    assert "still running" in result.stderr
+    assert not (ops.logs / f"run-daily-{SCORE_DATE}.log").exists()
+
+
+def test_missing_drops_exit_20_and_cron_gets_the_summary(ops, root):
+    far = SCORE_DATE + 60 * DAY  # no drop anywhere near: nothing can run, nothing starts Spark
+    ops.set("cron", "catchup_days", 3)
+    result = ops.run("run-daily", "--date", far)
+    assert result.returncode == 20, result.stdout + result.stderr
+    assert "exit 20 (missing data" in result.stdout
+    assert "Luigi Execution Summary" in result.stdout
+    assert "RawClients" in result.stdout
+    assert f"DailyScoring(date={far - 2 * DAY},{far - DAY},{far})" in result.stdout
+
+
+def test_a_missed_night_is_caught_up(ops, scored_root):
+    # Weekly models: the night after SCORE_DATE (a Monday) uses the same, already trained model.
+    ops.set("model", "retrain", "weekly")
+    ops.set("cron", "catchup_days", 2)
+    from tasks import Publish
+
+    assert Publish(date=SCORE_DATE).output().remove()  # SCORE_DATE never reached production
+
+    result = ops.run("run-daily", "--date", SCORE_DATE + DAY)
+
+    # SCORE_DATE is published again; SCORE_DATE + 1 waits for its drops (exit 20 tells cron).
+    assert result.returncode == 20, result.stdout + result.stderr
+    assert SCORE_DATE in marker_dates(scored_root)
+    log = (ops.logs / f"run-daily-{SCORE_DATE + DAY}.log").read_text()
+    assert f"Publish(date={SCORE_DATE})" in log
+    assert "--start 2026-03-02 --stop 2026-03-04" in log
+
+
+def test_bad_date_is_refused(ops, root):
+    result = ops.run("run-daily", "--date", "2026-13-01", timeout=60)
+    assert result.returncode == 2
+    assert "YYYY-MM-DD" in result.stderr
