@@ -228,3 +228,19 @@ def add_drifted_day(root: Path, drop: Path) -> None:
     """Put the drifted day's raw partitions into a scored root, so DRIFT_DATE can be scored next."""
     for kind in ("clients", "transactions"):
         shutil.copytree(drop / "raw" / kind / f"dt={SCORE_DATE}", root / "raw" / kind / f"dt={SCORE_DATE}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def production_url(request, tmp_path):
+    """An empty production database: a SQLite file, and a fresh PostgreSQL database without our tables."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/prod.db"
+    import sqlalchemy as sa
+
+    from targets.sql import engine
+
+    base = request.getfixturevalue("postgres_url")
+    with engine(base).begin() as conn:
+        conn.execute(sa.text("DROP VIEW IF EXISTS predictions_latest"))
+        conn.execute(sa.text("DROP TABLE IF EXISTS predictions, publish_log"))
+    return base

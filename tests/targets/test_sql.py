@@ -10,15 +10,9 @@ from tasks.publish import publish_day
 DAY = dt.date(2026, 3, 2)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/prod.db"
-    base = request.getfixturevalue("postgres_url")
-    with engine(base).begin() as conn:
-        conn.execute(sa.text("DROP VIEW IF EXISTS predictions_latest"))
-        conn.execute(sa.text("DROP TABLE IF EXISTS predictions, publish_log"))
-    return base
+@pytest.fixture
+def url(production_url):
+    return production_url
 
 
 def test_marker_exists_exactly_when_publish_log_has_the_day(url):

@@ -31,16 +31,9 @@ def snapshot(url: str) -> dict:
         }
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/prod.db"
-    base = request.getfixturevalue("postgres_url")
-    with engine(base).begin() as conn:
-        for name in ("predictions_latest",):
-            conn.execute(sa.text(f"DROP VIEW IF EXISTS {name}"))
-        conn.execute(sa.text("DROP TABLE IF EXISTS predictions, publish_log"))
-    return base
+@pytest.fixture
+def url(production_url):
+    return production_url
 
 
 def test_publish_replaces_the_day_and_a_rerun_keeps_exactly_one_copy(url):
