@@ -78,8 +78,12 @@ def check_quarantine_rate(path: str, total: int, rejected_by_reason: dict[str, i
         )
 
 
-def _reason_counts(rejected: DataFrame) -> dict[str, int]:
-    return {row["reason"]: row["count"] for row in rejected.groupBy("reason").count().collect()}
+def _reason_counts(flagged: DataFrame) -> tuple[int, dict[str, int]]:
+    """All rows and the rejected ones by reason, in one Spark job (a null reason is a valid row)."""
+    counts = {row["reason"]: row["count"] for row in flagged.groupBy("reason").count().collect()}
+    total = sum(counts.values())
+    counts.pop(None, None)
+    return total, counts
 
 
 class ClientFeatures(luigi.Task):
@@ -106,7 +110,7 @@ class ClientFeatures(luigi.Task):
         )
         with self.quarantine().temporary_path() as tmp:
             rejected.write.parquet(tmp)
-        check_quarantine_rate(source, cleaned.count(), _reason_counts(rejected), config.validate().max_quarantine_rate)
+        check_quarantine_rate(source, *_reason_counts(cleaned), config.validate().max_quarantine_rate)
         valid = cleaned.where(F.col("reason").isNull()).select(
             "client_id", F.col("is_male").cast("int"), F.col("age").cast("int"), "salary_rub_month"
         )
@@ -178,7 +182,7 @@ class TransactionDaily(luigi.Task):
         rejected = flagged.where(F.col("reason").isNotNull())
         with self.quarantine().temporary_path() as tmp:
             rejected.write.parquet(tmp)
-        check_quarantine_rate(source, flagged.count(), _reason_counts(rejected), config.validate().max_quarantine_rate)
+        check_quarantine_rate(source, *_reason_counts(flagged), config.validate().max_quarantine_rate)
         daily = aggregate_day(flagged.where(F.col("reason").isNull()), self.date)
         with self.output().temporary_path() as tmp:
             daily.coalesce(1).write.parquet(tmp)
