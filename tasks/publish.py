@@ -37,13 +37,24 @@ def replace_day(conn: sa.engine.Connection, day: dt.date, frame: pd.DataFrame) -
     METADATA.create_all(conn)
     conn.execute(PREDICTIONS.delete().where(PREDICTIONS.c.score_date == day))
     conn.execute(PUBLISH_LOG.delete().where(PUBLISH_LOG.c.score_date == day))
-    rows = frame.assign(score_date=day)[["score_date", "client_id", "score", "model_version"]]
-    conn.execute(PREDICTIONS.insert(), rows.to_dict("records"))
+    _insert_predictions(conn, day, frame)
     versions = sorted(frame["model_version"].unique())
     conn.execute(PUBLISH_LOG.insert().values(score_date=day, rows=len(frame), model_version=",".join(versions),
                                              published_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)))
     if not sa.inspect(conn).has_table("predictions_latest") and "predictions_latest" not in sa.inspect(conn).get_view_names():
         conn.execute(sa.text(LATEST_VIEW))
+
+
+def _insert_predictions(conn: sa.engine.Connection, day: dt.date, frame: pd.DataFrame) -> None:
+    if conn.dialect.name == "sqlite":
+        # SQLAlchemy's per-row parameter handling costs more than SQLite's insert itself: give the driver
+        # plain tuples (about half the publish time at 100k rows). PostgreSQL keeps psycopg2's batched path.
+        insert = PREDICTIONS.insert().compile(dialect=conn.dialect)
+        values = {"score_date": [day] * len(frame), **{c: frame[c].tolist() for c in ("client_id", "score", "model_version")}}
+        conn.exec_driver_sql(str(insert), list(zip(*[values[name] for name in insert.positiontup])))
+    else:
+        rows = frame.assign(score_date=day)[["score_date", "client_id", "score", "model_version"]]
+        conn.execute(PREDICTIONS.insert(), rows.to_dict("records"))
 
 
 class Publish(luigi.Task):
