@@ -108,6 +108,7 @@ def publish(db: str, score_date: dt.date, scores: pd.DataFrame) -> None:
         with conn:
             conn.execute("CREATE TABLE IF NOT EXISTS predictions "
                          "(score_date TEXT, client_id INTEGER, score REAL, model_version TEXT)")
+            conn.execute("CREATE INDEX IF NOT EXISTS ix_predictions_score_date ON predictions (score_date)")
             conn.execute("DELETE FROM predictions WHERE score_date = ?", (score_date.isoformat(),))
             conn.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?)", zip(
                 [score_date.isoformat()] * len(scores), scores["client_id"].tolist(), scores["score"].tolist(),

@@ -156,8 +156,11 @@ def cross_check(root: str, day: dt.date, baseline_scores: str) -> dict:
     return result
 
 
-def run_scale(clients: int, backfill_days: int, keep: bool, log) -> dict:
-    """Generate the data of one scale point and run every scenario on it (backfill_days 0: no backfill, no no-op)."""
+def run_scale(clients: int, backfill_days: int, keep: bool, log, result: dict, save) -> None:
+    """Generate the data of one scale point and run every scenario on it (backfill_days 0: no backfill, no no-op).
+
+    Fills `result` as it goes and calls `save()` after every scenario, so a stopped run keeps what it measured.
+    """
     root = os.path.join(BENCH, "data", f"clients-{clients}")
     shutil.rmtree(root, ignore_errors=True)
     os.makedirs(root)
@@ -169,9 +172,10 @@ def run_scale(clients: int, backfill_days: int, keep: bool, log) -> dict:
                    end.isoformat(), "--days", str(days), "--clients", str(clients), "--seed", "7",
                    "--label-lag", str(MODEL["label_lag_days"]), "--tx-per-client-day", str(TX_PER_CLIENT_DAY)], env)
     raw_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(root, "raw")) for f in fs)
-    result = {"clients": clients, "data": {"first_day": first.isoformat(), "last_day": end.isoformat(), "days": days,
+    result.update({"clients": clients, "data": {"first_day": first.isoformat(), "last_day": end.isoformat(), "days": days,
                                            "raw_gib": round(raw_bytes / GIB, 3),
-                                           "generate_seconds": round(gen["wall_seconds"], 1)}}
+                                           "generate_seconds": round(gen["wall_seconds"], 1)}})
+    save()
     steady_day = D0 + DAY
     backfill = (D0 + 2 * DAY, D0 + (2 + backfill_days) * DAY)
     plan = [
@@ -183,7 +187,10 @@ def run_scale(clients: int, backfill_days: int, keep: bool, log) -> dict:
     for name, args in plan if backfill_days else plan[:2]:
         log(f"[{clients}] {name} ...")
         result[name] = night(env, root, name, *args)
+        if name in ("backfill", "noop"):
+            result[name]["days"] = backfill_days
         log(f"[{clients}] {name}: {result[name]['wall_seconds']} s, peak {result[name]['peak_rss_gib']} GiB")
+        save()
         if name == "steady":
             log(f"[{clients}] baseline ...")
             scores = os.path.join(root, "baseline-scores.parquet")
@@ -196,21 +203,21 @@ def run_scale(clients: int, backfill_days: int, keep: bool, log) -> dict:
                                   "stages": {k: round(v, 2) for k, v in inner["timings"].items()}}
             result["cross_check"] = cross_check(root, steady_day, scores)
             log(f"[{clients}] baseline: {result['baseline']['wall_seconds']} s; cross-check {result['cross_check']}")
-    scored = rows_of(os.path.join(root, "predictions", f"date={steady_day.isoformat()}"))
-    result["cold"]["clients_per_second"] = round(rows_of(os.path.join(root, "predictions", f"date={D0}"))
-                                                 / result["cold"]["wall_seconds"])
-    result["steady"]["clients_per_second"] = round(scored / result["steady"]["wall_seconds"])
-    result["baseline"]["clients_per_second"] = round(result["cross_check"]["rows_baseline"]
-                                                     / result["baseline"]["wall_seconds"])
-    result["ratios"] = {
-        "steady_vs_baseline": round(result["steady"]["wall_seconds"] / result["baseline"]["wall_seconds"], 2),
-        "cold_vs_baseline": round(result["cold"]["wall_seconds"] / result["baseline"]["wall_seconds"], 2),
-    }
+            scored = rows_of(os.path.join(root, "predictions", f"date={steady_day.isoformat()}"))
+            result["cold"]["clients_per_second"] = round(rows_of(os.path.join(root, "predictions", f"date={D0}"))
+                                                         / result["cold"]["wall_seconds"])
+            result["steady"]["clients_per_second"] = round(scored / result["steady"]["wall_seconds"])
+            result["baseline"]["clients_per_second"] = round(result["cross_check"]["rows_baseline"]
+                                                             / result["baseline"]["wall_seconds"])
+            result["ratios"] = {
+                "steady_vs_baseline": round(result["steady"]["wall_seconds"] / result["baseline"]["wall_seconds"], 2),
+                "cold_vs_baseline": round(result["cold"]["wall_seconds"] / result["baseline"]["wall_seconds"], 2),
+            }
+            save()
     if backfill_days:
         backfill_rows = sum(rows_of(os.path.join(root, "predictions", f"date={(backfill[0] + k * DAY).isoformat()}"))
                             for k in range(backfill_days))
         result["backfill"]["clients_per_second"] = round(backfill_rows / result["backfill"]["wall_seconds"])
-        result["backfill"]["days"] = backfill_days
         result["ratios"]["backfill_in_steady_days"] = round(result["backfill"]["wall_seconds"]
                                                             / result["steady"]["wall_seconds"], 2)
         result["ratios"]["backfill_vs_baseline_nights"] = round(
@@ -218,7 +225,6 @@ def run_scale(clients: int, backfill_days: int, keep: bool, log) -> dict:
     result["peak_rss_gib"] = max(result[k]["peak_rss_gib"] for k in RUNS if k in result)
     if not keep:
         shutil.rmtree(root, ignore_errors=True)
-    return result
 
 
 # --- reporting ------------------------------------------------------------------------------
@@ -251,15 +257,17 @@ def evaluate_targets(results: dict) -> list[dict]:
 
     for scale, key, limit in ((1_000_000, "steady_vs_baseline_1m", 2.0), (10_000_000, "steady_vs_baseline_10m", 1.0)):
         r = by_scale.get(scale)
-        add("steady-state night / pandas baseline", scale, r and r["ratios"]["steady_vs_baseline"], limit, "x")
+        add("steady-state night / pandas baseline", scale, r and r.get("ratios", {}).get("steady_vs_baseline"),
+            limit, "x")
     for scale, r in sorted(by_scale.items()):
         add(f"no-op {r['backfill']['days']}-day rerun" if "noop" in r else "no-op rerun", scale,
             r["noop"]["wall_seconds"] if "noop" in r else None, TARGETS["noop_seconds"], "s")
     for scale, r in sorted(by_scale.items()):
         add(f"backfill {r['backfill']['days']} days / one steady-state day" if "backfill" in r else "backfill", scale,
-            r["ratios"].get("backfill_in_steady_days"), TARGETS["backfill_in_steady_days"], "x")
+            r.get("ratios", {}).get("backfill_in_steady_days"), TARGETS["backfill_in_steady_days"], "x")
     r = by_scale.get(1_000_000)
-    add("peak RSS of the process tree", 1_000_000, r and r["peak_rss_gib"], TARGETS["peak_gib_1m"], "GiB")
+    peak = r and max((r[k]["peak_rss_gib"] for k in RUNS if k in r), default=None)
+    add("peak RSS of the process tree", 1_000_000, peak, TARGETS["peak_gib_1m"], "GiB")
     return rows
 
 
@@ -272,7 +280,7 @@ def format_table(results: dict) -> str:
     lines = ["| clients | run | wall s | peak RSS GiB | clients/s | vs baseline |",
              "| ---: | --- | ---: | ---: | ---: | ---: |"]
     for r in results["scales"]:
-        base = r["baseline"]["wall_seconds"]
+        base = r.get("baseline", {}).get("wall_seconds")
         for name in (*RUNS, "baseline"):
             if name not in r:
                 continue
@@ -280,8 +288,8 @@ def format_table(results: dict) -> str:
             label = {"backfill": f"backfill {r['backfill']['days']} days", "noop": "no-op rerun",
                      "baseline": "pandas baseline (one night)", "steady": "steady-state night",
                      "cold": "cold night (incl. training)"}[name]
-            ratio = "" if name in ("noop", "baseline") else f"{s['wall_seconds'] / base:.2f}x"
-            if name == "backfill":
+            ratio = "" if name in ("noop", "baseline") or not base else f"{s['wall_seconds'] / base:.2f}x"
+            if name == "backfill" and base:
                 ratio = f"{s['wall_seconds'] / (r['backfill']['days'] * base):.2f}x of {r['backfill']['days']} nights"
             cps = s.get("clients_per_second", "")
             lines.append(f"| {_clients(r['clients'])} | {label} | {s['wall_seconds']:.1f} | {s['peak_rss_gib']:.2f} "
@@ -326,8 +334,9 @@ def write_svg(results: dict, path: str) -> None:
             parts = [(f, e["seconds"]) for f, e in r[name]["stages"].items()]
             parts.append(("outside tasks", max(r[name]["outside_tasks_seconds"], 0)))
             rows.append((f"{_clients(r['clients'])} {name}", parts, r[name]["wall_seconds"]))
-        rows.append((f"{_clients(r['clients'])} baseline", [(k, v) for k, v in r["baseline"]["stages"].items()
-                                                          if k != "total"], r["baseline"]["wall_seconds"]))
+        if "baseline" in r:
+            rows.append((f"{_clients(r['clients'])} baseline", [(k, v) for k, v in r["baseline"]["stages"].items()
+                                                              if k != "total"], r["baseline"]["wall_seconds"]))
     for k in ("features", "score", "publish"):
         colour.setdefault(k, "#333333" if k == "features" else "#777777" if k == "score" else "#aaaaaa")
     longest = max(w for _, _, w in rows) or 1
@@ -363,7 +372,13 @@ def main(argv=None) -> int:
     parser.add_argument("--keep-data", action="store_true", help="leave bench/data/ in place")
     parser.add_argument("--out", default=os.path.join(BENCH, "results", "latest.json"))
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite README.md's table")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only rewrite the README table and the SVG from the --out JSON of an earlier run")
     args = parser.parse_args(argv)
+    if args.report_only:
+        with open(args.out) as fh:
+            results = json.load(fh)
+        return report(results, args)
     scales = [int(s) for s in args.scales.split(",") if s]
     if args.ten_million:
         scales.append(10_000_000)
@@ -376,23 +391,39 @@ def main(argv=None) -> int:
                          "spark": "luigi.cfg defaults ([spark] master local[*])"},
                "scales": []}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    for clients in scales:
-        with_backfill = args.backfill_up_to is None or clients <= args.backfill_up_to
-        results["scales"].append(run_scale(clients, args.backfill_days if with_backfill else 0, args.keep_data, log))
-        # written after every scale point, so a long run that is stopped keeps what it measured
+
+    def save():
         results["targets"] = evaluate_targets(results)
         results["finished"] = dt.datetime.now(dt.timezone.utc).isoformat()
         results["bench_seconds"] = round(time.perf_counter() - started, 1)
         results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         with open(args.out, "w") as fh:
             json.dump(results, fh, indent=2)
+
+    for clients in scales:
+        with_backfill = args.backfill_up_to is None or clients <= args.backfill_up_to
+        result = {"clients": clients}
+        results["scales"].append(result)
+        try:
+            run_scale(clients, args.backfill_days if with_backfill else 0, args.keep_data, log, result, save)
+        except RuntimeError as exc:
+            # one failed scale point must not lose the others; the error is in the JSON and the exit code
+            log(f"[{clients}] FAILED: {exc}")
+            result["error"] = str(exc)[-2000:]
+            results.setdefault("errors", []).append({"clients": clients, "error": result["error"]})
+        save()
+    return report(results, args)
+
+
+def report(results: dict, args) -> int:
     table = format_table(results)
-    write_svg(results, os.path.join(os.path.dirname(args.out), "stages.svg"))
-    if not args.no_readme:
+    if results["scales"]:
+        write_svg(results, os.path.join(os.path.dirname(args.out), "stages.svg"))
+    if results["scales"] and not args.no_readme:
         write_readme(table, results, os.path.join(REPO, "README.md"))
     print(table)
-    log(f"results: {args.out} ({results['bench_seconds'] / 60:.1f} min)")
-    return 0
+    print(f"results: {args.out} ({results['bench_seconds'] / 60:.1f} min)")
+    return 1 if results.get("errors") else 0
 
 
 if __name__ == "__main__":
