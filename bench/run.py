@@ -285,7 +285,7 @@ def format_table(results: dict) -> str:
             if name not in r:
                 continue
             s = r[name]
-            label = {"backfill": f"backfill {r['backfill']['days']} days", "noop": "no-op rerun",
+            label = {"backfill": f"backfill {s.get('days')} days", "noop": f"no-op rerun of {s.get('days')} days",
                      "baseline": "pandas baseline (one night)", "steady": "steady-state night",
                      "cold": "cold night (incl. training)"}[name]
             ratio = "" if name in ("noop", "baseline") or not base else f"{s['wall_seconds'] / base:.2f}x"
