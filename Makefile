@@ -25,7 +25,7 @@ test: venv
 	$(PY) -m pytest -q tests
 
 bench: venv
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf data var logs spark-warehouse

@@ -1,0 +1,430 @@
+#!/usr/bin/env python3
+"""Benchmark: a night of nightshift (cold, steady state, no-op, backfill) against the pandas baseline.
+
+Usage:
+    bench/run.py [--scales 100000,1000000] [--10m] [--backfill-days 30] [--keep-data] [--no-readme]
+
+For every scale point (clients) it generates sample data under bench/data/ with bin/make-sample-data,
+then runs, each in a fresh process as cron would start it (bench/night.py):
+
+    cold       DailyScoring(D0) with nothing computed: 41 days of per-day aggregates, the training
+               feature tables, the first model, scoring, validation, publish
+    steady     DailyScoring(D0+1): only the new day is new (the nightly case)
+    baseline   bench/baseline_pandas.py for D0+1 with the model nightshift trained
+    backfill   DailyScoring D0+2..D0+1+B in one luigi.build (B new days, weekly retrains included)
+    noop       the same range again, everything complete
+
+and measures wall time (per stage from Luigi's PROCESSING_TIME events), the peak summed RSS of the
+process tree (Python, the Spark JVM and its Python workers; sampled from /proc) and clients scored per
+second. Results go to bench/results/latest.json, a table in README.md (section "Benchmark") and
+bench/results/stages.svg.
+"""
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+DAY = dt.timedelta(days=1)
+
+# A Monday, so that the weekly model of the cold night is trained that night.
+D0 = dt.date(2026, 3, 2)
+TX_PER_CLIENT_DAY = 0.3
+WINDOW_DAYS = 30
+# Training: 2 labelled snapshots a week apart, labels 3 days after scoring, a new model every Monday.
+MODEL = {"retrain": "weekly", "training_snapshots": 2, "snapshot_spacing_days": 7, "label_lag_days": 3}
+TARGETS = {"steady_vs_baseline_1m": 2.0, "steady_vs_baseline_10m": 1.0, "noop_seconds": 3.0,
+           "backfill_in_steady_days": 15.0, "peak_gib_1m": 4.0}
+GIB = 1024 ** 3
+RUNS = ("cold", "steady", "backfill", "noop")
+
+
+# --- measuring a process tree ---------------------------------------------------------------
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(name))
+    return children
+
+
+def tree_rss(pid: int) -> int:
+    """Summed resident set size in bytes of `pid` and all its descendants."""
+    children, total, todo = _children_map(), 0, [pid]
+    page = os.sysconf("SC_PAGE_SIZE")
+    while todo:
+        current = todo.pop()
+        todo.extend(children.get(current, []))
+        try:
+            with open(f"/proc/{current}/statm") as fh:
+                total += int(fh.read().split()[1]) * page
+        except OSError:
+            pass
+    return total
+
+
+def measure(cmd: list[str], env: dict, interval: float = 0.2) -> dict:
+    """Run `cmd`, sampling the tree's RSS; wall seconds, peak bytes, stdout. Raises on failure."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = [0]
+
+    def sample():
+        while proc.poll() is None:
+            peak[0] = max(peak[0], tree_rss(proc.pid))
+            time.sleep(interval)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - start
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{err[-4000:]}")
+    return {"wall_seconds": wall, "peak_rss_bytes": peak[0], "stdout": out}
+
+
+# --- the scenarios --------------------------------------------------------------------------
+def write_config(root: str) -> str:
+    path = os.path.join(root, "bench.cfg")
+    lines = ["[paths]", f"root = {root}", "", "[publish]", f"url = sqlite:///{root}/nightshift.db", "",
+             "[features]", f"window_days = {WINDOW_DAYS}", "", "[model]"]
+    lines += [f"{key} = {value}" for key, value in MODEL.items()]
+    with open(path, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return path
+
+
+def data_span(backfill_days: int) -> tuple[dt.date, dt.date]:
+    """First and last raw day needed: the oldest training snapshot's window .. the last backfill day's D-1."""
+    oldest_snapshot = D0 - (MODEL["label_lag_days"] + 1 + (MODEL["training_snapshots"] - 1)
+                            * MODEL["snapshot_spacing_days"]) * DAY
+    return oldest_snapshot - WINDOW_DAYS * DAY, D0 + backfill_days * DAY
+
+
+def night(env: dict, root: str, name: str, *args: str) -> dict:
+    out = os.path.join(root, f"night-{name}.json")
+    result = measure([sys.executable, os.path.join(BENCH, "night.py"), "--out", out, *args], env)
+    with open(out) as fh:
+        report = json.load(fh)
+    stages = {family: entry for family, entry in sorted(report["stages"].items(), key=lambda kv: -kv[1]["seconds"])}
+    staged = sum(entry["seconds"] for entry in stages.values())
+    return {
+        "wall_seconds": round(result["wall_seconds"], 2),
+        "peak_rss_gib": round(result["peak_rss_bytes"] / GIB, 3),
+        "stages": {family: {"seconds": round(e["seconds"], 2), "count": e["count"]} for family, e in stages.items()},
+        # interpreter + imports, scheduling (complete() checks), JVM shutdown: everything outside run()
+        "outside_tasks_seconds": round(result["wall_seconds"] - staged, 2),
+        "import_seconds": round(report["import_seconds"], 2),
+        "spark_started": report["spark_started"],
+    }
+
+
+def rows_of(path: str) -> int:
+    return sum(pq.read_metadata(os.path.join(path, f)).num_rows for f in os.listdir(path) if f.endswith(".parquet"))
+
+
+def cross_check(root: str, day: dt.date, baseline_scores: str) -> dict:
+    """Join nightshift's predictions with the baseline's on client_id; both must score the same clients."""
+    ours = pd.read_parquet(os.path.join(root, "predictions", f"date={day.isoformat()}"), columns=["client_id", "score"])
+    theirs = pd.read_parquet(baseline_scores)
+    joined = ours.merge(theirs, on="client_id", how="outer", suffixes=("_nightshift", "_baseline"), indicator=True)
+    both = joined[joined["_merge"] == "both"]
+    diff = (both["score_nightshift"] - both["score_baseline"]).abs()
+    result = {"rows_nightshift": len(ours), "rows_baseline": len(theirs), "rows_matched": len(both),
+              "max_abs_score_diff": float(diff.max()) if len(both) else None}
+    result["match"] = bool(len(ours) == len(theirs) == len(both) and diff.max() < 1e-9)
+    return result
+
+
+def run_scale(clients: int, backfill_days: int, keep: bool, log, result: dict, save) -> None:
+    """Generate the data of one scale point and run every scenario on it (backfill_days 0: no backfill, no no-op).
+
+    Fills `result` as it goes and calls `save()` after every scenario, so a stopped run keeps what it measured.
+    """
+    root = os.path.join(BENCH, "data", f"clients-{clients}")
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(root)
+    env = {**os.environ, "LUIGI_CONFIG_PATH": write_config(root), "PYTHONUNBUFFERED": "1"}
+    first, end = data_span(max(backfill_days, 1))
+    days = (end - first).days + 1
+    log(f"[{clients}] generating {days} days {first}..{end}")
+    gen = measure([sys.executable, os.path.join(REPO, "bin", "make-sample-data"), "--root", root, "--end",
+                   end.isoformat(), "--days", str(days), "--clients", str(clients), "--seed", "7",
+                   "--label-lag", str(MODEL["label_lag_days"]), "--tx-per-client-day", str(TX_PER_CLIENT_DAY)], env)
+    raw_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(root, "raw")) for f in fs)
+    result.update({"clients": clients, "data": {"first_day": first.isoformat(), "last_day": end.isoformat(), "days": days,
+                                           "raw_gib": round(raw_bytes / GIB, 3),
+                                           "generate_seconds": round(gen["wall_seconds"], 1)}})
+    save()
+    steady_day = D0 + DAY
+    backfill = (D0 + 2 * DAY, D0 + (2 + backfill_days) * DAY)
+    plan = [
+        ("cold", ["--date", D0.isoformat()]),
+        ("steady", ["--date", steady_day.isoformat()]),
+        ("backfill", ["--start", backfill[0].isoformat(), "--stop", backfill[1].isoformat()]),
+        ("noop", ["--start", backfill[0].isoformat(), "--stop", backfill[1].isoformat()]),
+    ]
+    for name, args in plan if backfill_days else plan[:2]:
+        log(f"[{clients}] {name} ...")
+        result[name] = night(env, root, name, *args)
+        if name in ("backfill", "noop"):
+            result[name]["days"] = backfill_days
+        log(f"[{clients}] {name}: {result[name]['wall_seconds']} s, peak {result[name]['peak_rss_gib']} GiB")
+        save()
+        if name == "steady":
+            log(f"[{clients}] baseline ...")
+            scores = os.path.join(root, "baseline-scores.parquet")
+            base = measure([sys.executable, os.path.join(BENCH, "baseline_pandas.py"), "--root", root,
+                            "--date", steady_day.isoformat(), "--model-dir", os.path.join(root, "models", D0.isoformat()),
+                            "--db", os.path.join(root, "baseline.db"), "--scores-out", scores], env)
+            inner = json.loads(base["stdout"].strip().splitlines()[-1])
+            result["baseline"] = {"wall_seconds": round(base["wall_seconds"], 2),
+                                  "peak_rss_gib": round(base["peak_rss_bytes"] / GIB, 3),
+                                  "stages": {k: round(v, 2) for k, v in inner["timings"].items()}}
+            result["cross_check"] = cross_check(root, steady_day, scores)
+            log(f"[{clients}] baseline: {result['baseline']['wall_seconds']} s; cross-check {result['cross_check']}")
+            scored = rows_of(os.path.join(root, "predictions", f"date={steady_day.isoformat()}"))
+            result["cold"]["clients_per_second"] = round(rows_of(os.path.join(root, "predictions", f"date={D0}"))
+                                                         / result["cold"]["wall_seconds"])
+            result["steady"]["clients_per_second"] = round(scored / result["steady"]["wall_seconds"])
+            result["baseline"]["clients_per_second"] = round(result["cross_check"]["rows_baseline"]
+                                                             / result["baseline"]["wall_seconds"])
+            result["ratios"] = {
+                "steady_vs_baseline": round(result["steady"]["wall_seconds"] / result["baseline"]["wall_seconds"], 2),
+                "cold_vs_baseline": round(result["cold"]["wall_seconds"] / result["baseline"]["wall_seconds"], 2),
+            }
+            save()
+    if backfill_days:
+        backfill_rows = sum(rows_of(os.path.join(root, "predictions", f"date={(backfill[0] + k * DAY).isoformat()}"))
+                            for k in range(backfill_days))
+        result["backfill"]["clients_per_second"] = round(backfill_rows / result["backfill"]["wall_seconds"])
+        result["ratios"]["backfill_in_steady_days"] = round(result["backfill"]["wall_seconds"]
+                                                            / result["steady"]["wall_seconds"], 2)
+        result["ratios"]["backfill_vs_baseline_nights"] = round(
+            result["backfill"]["wall_seconds"] / (backfill_days * result["baseline"]["wall_seconds"]), 2)
+    result["peak_rss_gib"] = max(result[k]["peak_rss_gib"] for k in RUNS if k in result)
+    if not keep:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# --- reporting ------------------------------------------------------------------------------
+def machine() -> dict:
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "")
+        with open("/proc/meminfo") as fh:
+            mem_kib = int(re.search(r"MemTotal:\s+(\d+)", fh.read()).group(1))
+    except (OSError, AttributeError):
+        mem_kib = 0
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()
+    import pyspark
+    import sklearn
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_kib / 1024 ** 2, 1),
+            "os": platform.platform(), "python": platform.python_version(), "pyspark": pyspark.__version__,
+            "pandas": pd.__version__, "scikit-learn": sklearn.__version__, "java": java[0] if java else "",
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def evaluate_targets(results: dict) -> list[dict]:
+    """Each target with the measured figure and met / missed (or not measured at that scale)."""
+    by_scale = {r["clients"]: r for r in results["scales"]}
+    rows = []
+
+    def add(name, scale, measured, limit, unit):
+        rows.append({"target": name, "clients": scale, "measured": measured, "limit": limit, "unit": unit,
+                     "status": "not measured" if measured is None else ("met" if measured < limit else "missed")})
+
+    for scale, key, limit in ((1_000_000, "steady_vs_baseline_1m", 2.0), (10_000_000, "steady_vs_baseline_10m", 1.0)):
+        r = by_scale.get(scale)
+        add("steady-state night / pandas baseline", scale, r and r.get("ratios", {}).get("steady_vs_baseline"),
+            limit, "x")
+    for scale, r in sorted(by_scale.items()):
+        add(f"no-op {r['backfill']['days']}-day rerun" if "noop" in r else "no-op rerun", scale,
+            r["noop"]["wall_seconds"] if "noop" in r else None, TARGETS["noop_seconds"], "s")
+    for scale, r in sorted(by_scale.items()):
+        add(f"backfill {r['backfill']['days']} days / one steady-state day" if "backfill" in r else "backfill", scale,
+            r.get("ratios", {}).get("backfill_in_steady_days"), TARGETS["backfill_in_steady_days"], "x")
+    r = by_scale.get(1_000_000)
+    peak = r and max((r[k]["peak_rss_gib"] for k in RUNS if k in r), default=None)
+    add("peak RSS of the process tree", 1_000_000, peak, TARGETS["peak_gib_1m"], "GiB")
+    return rows
+
+
+def _clients(n: int) -> str:
+    return f"{n // 1_000_000}M" if n >= 1_000_000 and n % 1_000_000 == 0 else f"{n // 1000}k"
+
+
+def format_table(results: dict) -> str:
+    """The README's markdown: one row per scale and scenario, then the targets."""
+    lines = ["| clients | run | wall s | peak RSS GiB | clients/s | vs baseline |",
+             "| ---: | --- | ---: | ---: | ---: | ---: |"]
+    for r in results["scales"]:
+        base = r.get("baseline", {}).get("wall_seconds")
+        for name in (*RUNS, "baseline"):
+            if name not in r:
+                continue
+            s = r[name]
+            label = {"backfill": f"backfill {s.get('days')} days", "noop": f"no-op rerun of {s.get('days')} days",
+                     "baseline": "pandas baseline (one night)", "steady": "steady-state night",
+                     "cold": "cold night (incl. training)"}[name]
+            ratio = "" if name in ("noop", "baseline") or not base else f"{s['wall_seconds'] / base:.2f}x"
+            if name == "backfill" and base:
+                ratio = f"{s['wall_seconds'] / (r['backfill']['days'] * base):.2f}x of {r['backfill']['days']} nights"
+            cps = s.get("clients_per_second", "")
+            lines.append(f"| {_clients(r['clients'])} | {label} | {s['wall_seconds']:.1f} | {s['peak_rss_gib']:.2f} "
+                         f"| {cps if cps == '' else f'{cps:,}'} | {ratio} |")
+    lines += ["", "| target | clients | limit | measured | |", "| --- | ---: | ---: | ---: | --- |"]
+    for t in results["targets"]:
+        measured = "-" if t["measured"] is None else f"{t['measured']:.2f} {t['unit']}"
+        lines.append(f"| {t['target']} | {_clients(t['clients'])} | < {t['limit']:g} {t['unit']} | {measured} "
+                     f"| {t['status']} |")
+    return "\n".join(lines)
+
+
+def write_readme(table: str, results: dict, path: str) -> None:
+    """Replace what sits between the markers (or the pending line) of README's Benchmark section."""
+    with open(path) as fh:
+        text = fh.read()
+    m = results["machine"]
+    block = (f"<!-- bench:start -->\nMeasured {results['finished'][:16]} UTC on {m['cores']} cores ({m['cpu']}), "
+             f"{m['memory_gib']} GiB RAM, load average {m['load_average_at_start'][0]} at start; "
+             f"`make bench` took {results['bench_seconds'] / 60:.1f} min.\n\n{table}\n<!-- bench:end -->")
+    if "<!-- bench:start -->" in text:
+        text = re.sub(r"<!-- bench:start -->.*?<!-- bench:end -->", lambda _: block, text, flags=re.S)
+    else:
+        raise SystemExit(f"{path}: no <!-- bench:start --> marker in the Benchmark section")
+    with open(path, "w") as fh:
+        fh.write(text)
+
+
+def write_svg(results: dict, path: str) -> None:
+    """Stacked bars: seconds per stage of every run, one row per scale and run."""
+    palette = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+               "#9c755f", "#bab0ac"]
+    families = []
+    for r in results["scales"]:
+        for name in RUNS:
+            families += [f for f in r.get(name, {"stages": {}})["stages"] if f not in families]
+    families.append("outside tasks")
+    colour = {f: palette[i % len(palette)] for i, f in enumerate(families)}
+    rows = []
+    for r in results["scales"]:
+        for name in (n for n in RUNS if n in r):
+            parts = [(f, e["seconds"]) for f, e in r[name]["stages"].items()]
+            parts.append(("outside tasks", max(r[name]["outside_tasks_seconds"], 0)))
+            rows.append((f"{_clients(r['clients'])} {name}", parts, r[name]["wall_seconds"]))
+        if "baseline" in r:
+            rows.append((f"{_clients(r['clients'])} baseline", [(k, v) for k, v in r["baseline"]["stages"].items()
+                                                              if k != "total"], r["baseline"]["wall_seconds"]))
+    for k in ("features", "score", "publish"):
+        colour.setdefault(k, "#333333" if k == "features" else "#777777" if k == "score" else "#aaaaaa")
+    longest = max(w for _, _, w in rows) or 1
+    width, left, bar = 900, 150, 18
+    scale = (width - left - 80) / longest
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{40 + len(rows) * 26 + 22 * len(colour)}' "
+           "font-family='sans-serif' font-size='12'>",
+           "<text x='10' y='18' font-size='14'>nightshift: seconds per stage (run() time; rest = outside tasks)</text>"]
+    for i, (label, parts, wall) in enumerate(rows):
+        y, x = 32 + i * 26, left
+        out.append(f"<text x='10' y='{y + 13}'>{label}</text>")
+        for family, seconds in parts:
+            out.append(f"<rect x='{x:.1f}' y='{y}' width='{seconds * scale:.1f}' height='{bar}' "
+                       f"fill='{colour[family]}'><title>{family}: {seconds:.1f} s</title></rect>")
+            x += seconds * scale
+        out.append(f"<text x='{x + 4:.1f}' y='{y + 13}'>{wall:.1f} s</text>")
+    y = 40 + len(rows) * 26
+    for i, (family, c) in enumerate(colour.items()):
+        out.append(f"<rect x='10' y='{y + i * 22}' width='14' height='14' fill='{c}'/>"
+                   f"<text x='30' y='{y + i * 22 + 12}'>{family}</text>")
+    out.append("</svg>")
+    with open(path, "w") as fh:
+        fh.write("\n".join(out))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", default="100000,1000000", help="comma-separated client counts")
+    parser.add_argument("--10m", dest="ten_million", action="store_true", help="add the 10M-client scale point")
+    parser.add_argument("--backfill-days", type=int, default=30)
+    parser.add_argument("--backfill-up-to", type=int, default=None, metavar="CLIENTS",
+                        help="measure backfill and no-op only at scale points up to this many clients")
+    parser.add_argument("--keep-data", action="store_true", help="leave bench/data/ in place")
+    parser.add_argument("--out", default=os.path.join(BENCH, "results", "latest.json"))
+    parser.add_argument("--no-readme", action="store_true", help="do not rewrite README.md's table")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only rewrite the README table and the SVG from the --out JSON of an earlier run")
+    args = parser.parse_args(argv)
+    if args.report_only:
+        with open(args.out) as fh:
+            results = json.load(fh)
+        return report(results, args)
+    scales = [int(s) for s in args.scales.split(",") if s]
+    if args.ten_million:
+        scales.append(10_000_000)
+
+    started = time.perf_counter()
+    log = lambda msg: print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)  # noqa: E731
+    results = {"started": dt.datetime.now(dt.timezone.utc).isoformat(), "machine": machine(),
+               "setup": {"score_date_cold": D0.isoformat(), "tx_per_client_day": TX_PER_CLIENT_DAY,
+                         "window_days": WINDOW_DAYS, "model": MODEL, "workers": 1,
+                         "spark": "luigi.cfg defaults ([spark] master local[*])"},
+               "scales": []}
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+
+    def save():
+        results["targets"] = evaluate_targets(results)
+        results["finished"] = dt.datetime.now(dt.timezone.utc).isoformat()
+        results["bench_seconds"] = round(time.perf_counter() - started, 1)
+        results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        with open(args.out, "w") as fh:
+            json.dump(results, fh, indent=2)
+
+    for clients in scales:
+        with_backfill = args.backfill_up_to is None or clients <= args.backfill_up_to
+        result = {"clients": clients}
+        results["scales"].append(result)
+        try:
+            run_scale(clients, args.backfill_days if with_backfill else 0, args.keep_data, log, result, save)
+        except RuntimeError as exc:
+            # one failed scale point must not lose the others; the error is in the JSON and the exit code
+            log(f"[{clients}] FAILED: {exc}")
+            result["error"] = str(exc)[-2000:]
+            results.setdefault("errors", []).append({"clients": clients, "error": result["error"]})
+        save()
+    return report(results, args)
+
+
+def report(results: dict, args) -> int:
+    table = format_table(results)
+    if results["scales"]:
+        write_svg(results, os.path.join(os.path.dirname(args.out), "stages.svg"))
+    if results["scales"] and not args.no_readme:
+        write_readme(table, results, os.path.join(REPO, "README.md"))
+    print(table)
+    print(f"results: {args.out} ({results['bench_seconds'] / 60:.1f} min)")
+    return 1 if results.get("errors") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
