@@ -17,7 +17,7 @@ class paths(luigi.Config):
 class spark(luigi.Config):
     master = luigi.Parameter(default="local[*]", description="Spark master URL.")
     conf = luigi.Parameter(default="", description="Extra Spark settings: key=value per line or separated by |.")
-    driver_memory = luigi.Parameter(default="2g", description="spark.driver.memory (client mode).")
+    driver_memory = luigi.Parameter(default="1g", description="spark.driver.memory (client mode).")
     log_level = luigi.Parameter(default="ERROR", description="Spark's log level on the console.")
 
 
