@@ -6,7 +6,7 @@ Usage:
 
 It reads the raw drops under DIR directly (the D-1 client snapshot, the 30 transaction days before D),
 computes the same features as tasks/features.py (7- and 30-day windows of tx_count, spend, refund_count,
-refund_sum, max_amount, risky_spend, active_days; clients parsed by tasks.cleaning.clean_clients, every
+refund_sum, max_amount, risky_spend, active_days; clients parsed by nightshift.cleaning.clean_clients, every
 copy of a duplicated client_id rejected), scores them with the model nightshift trained (models/M/) and
 replaces the day's rows of a `predictions` table in a SQLite file, in one transaction. No state, no
 checkpoints: every night recomputes everything.
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tasks.cleaning import CLIENT_COLUMNS, clean_clients  # noqa: E402
+from nightshift.cleaning import CLIENT_COLUMNS, clean_clients  # noqa: E402
 
 DAY = dt.timedelta(days=1)
 WINDOWS = (7, 30)

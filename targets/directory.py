@@ -3,14 +3,10 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import luigi
-import pandas as pd
-import pyarrow as pa
-import pyarrow.dataset as pads
-import pyarrow.parquet as pq
 
 from targets import fs
 
-SUCCESS = "_SUCCESS"
+SUCCESS = fs.FLAG
 
 
 class DirectoryTarget(luigi.Target):
@@ -61,16 +57,29 @@ class DirectoryTarget(luigi.Target):
 class ParquetTarget(DirectoryTarget):
     """A parquet dataset folder, written by Spark (`spark_path`) or from pandas, read back as either."""
 
-    def write_pandas(self, frame: pd.DataFrame) -> None:
+    # pyarrow's dataset and parquet modules load pandas: imported on use, so scheduling never pays for them.
+    def write_pandas(self, frame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         table = pa.Table.from_pandas(frame, preserve_index=False)
         with self.temporary_path() as tmp:
             filesystem, path = fs.resolve(tmp)
             filesystem.create_dir(path, recursive=True)
             pq.write_table(table, f"{path}/part-00000.parquet", filesystem=filesystem)
 
-    def read_arrow(self, columns: list[str] | None = None) -> pa.Table:
+    def schema(self):
+        """The dataset's columns and types (a pyarrow Schema), from the parquet footers (no data is read)."""
+        import pyarrow.dataset as pads
+
+        filesystem, path = fs.resolve(self.uri)
+        return pads.dataset(path, filesystem=filesystem, format="parquet").schema
+
+    def read_arrow(self, columns: list[str] | None = None):
+        import pyarrow.dataset as pads
+
         filesystem, path = fs.resolve(self.uri)
         return pads.dataset(path, filesystem=filesystem, format="parquet").to_table(columns=columns)
 
-    def read_pandas(self, columns: list[str] | None = None) -> pd.DataFrame:
+    def read_pandas(self, columns: list[str] | None = None):
         return self.read_arrow(columns).to_pandas()

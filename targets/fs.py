@@ -9,6 +9,8 @@ from typing import Iterator
 import luigi.configuration
 import pyarrow.fs as pafs
 
+from nightshift.errors import ConfigurationError
+
 # Written last into a folder and removed first from it: a reader that checks it never sees half a folder.
 FLAG = "_SUCCESS"
 
@@ -35,7 +37,7 @@ def _local_path(uri: str) -> str:
     if rest.startswith("//"):
         authority, _, path = rest[2:].partition("/")
         if authority not in ("", "localhost"):
-            raise ValueError(f"{uri}: a file:// URI must name no host (or localhost)")
+            raise ConfigurationError(f"{uri}: a file:// URI must name no host (or localhost)")
         return "/" + path
     return rest
 
@@ -58,17 +60,26 @@ def _split(uri: str) -> tuple[str, str]:
     return f"{name}://{authority}", slash + path
 
 
-def filesystem_options() -> dict[str, str]:
-    """`[paths] filesystem_options`: pyarrow URI options (`endpoint_override=...|scheme=http|region=...`)."""
-    text = luigi.configuration.get_config().get("paths", "filesystem_options", "")
+def parse_options(text: str, setting: str) -> dict[str, str]:
+    """`key=value` items, one per line or separated by `|`; blank items and `#` comments skipped.
+
+    A later item overrides an earlier one with the same key. Values may contain `=` (only the first one
+    splits), not `|`. `setting` (`[spark] conf`) names the setting in the ConfigurationError of a bad item.
+    """
     options = {}
     for item in (part.strip() for line in text.splitlines() for part in line.split("|")):
         if item and not item.startswith("#"):
             key, sep, value = item.partition("=")
             if not sep or not key.strip():
-                raise ValueError(f"[paths] filesystem_options: expected key=value, got {item!r}")
+                raise ConfigurationError(f"{setting} = {text!r}: expected key=value items, got {item!r}")
             options[key.strip()] = value.strip()
     return options
+
+
+def filesystem_options() -> dict[str, str]:
+    """`[paths] filesystem_options`: pyarrow URI options (`endpoint_override=...|scheme=http|region=...`)."""
+    text = luigi.configuration.get_config().get("paths", "filesystem_options", "")
+    return parse_options(text, "[paths] filesystem_options")
 
 
 def _connect(uri: str) -> pafs.FileSystem:

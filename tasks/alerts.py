@@ -17,10 +17,10 @@ import urllib.request
 import luigi
 from luigi import notifications
 
+from nightshift.checks import describe
+from nightshift.schema import HTML_FILE, REPORT_FILE
 from tasks import config
-from tasks.checks import describe
 from tasks.errors import PredictionsRejected
-from tasks.validate import HTML_FILE, REPORT_FILE
 
 logger = logging.getLogger("luigi-interface")
 

@@ -10,60 +10,31 @@ import codecs
 import collections
 import csv
 import datetime as dt
+import functools
 import json
 
 import luigi
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-from pyspark.sql import DataFrame, functions as F, types as T
-from pyspark.sql.window import Window
 
+from nightshift.dates import DAY, window_dates
+from nightshift.schema import (
+    CLIENT_COLUMNS, CLIENTS_FILE, CORRUPT_RECORD, DAILY_AGGREGATES, QUARANTINE_COUNTS, RISKY_CATEGORIES, SHORT_WINDOW_DAYS,
+    TRANSACTION_SCHEMA, window_feature_names,
+)
 from targets import fs
 from targets.directory import ParquetTarget
 from tasks import config
-from tasks.cleaning import CLIENT_COLUMNS, UNDECODABLE, clean_clients, explain_unreadable, misread_reason
-from tasks.dates import DAY, window_dates
 from tasks.errors import DataQualityError, SchemaError
 from tasks.raw import RawClients, RawTransactions
 from tasks.spark import SparkTask, session
 
-SHORT_WINDOW_DAYS = 7
-RISKY_CATEGORIES = ("gambling", "cash_withdrawal")
-DAILY_AGGREGATES = ("tx_count", "spend", "refund_count", "refund_sum", "max_amount", "risky_spend")
-
-CLIENTS_FILE = "clients.csv"
-QUARANTINE_COUNTS = "_counts.json"  # the leading _ keeps Spark and pyarrow from reading it as data
-_CORRUPT = "_corrupt_record"
 _HEADER_BYTES = 1 << 16
 _OTHER_DELIMITERS = (";", "\t", "|")
 
-
-def _is_text(kind: pa.DataType) -> bool:
-    if pa.types.is_dictionary(kind):
-        kind = kind.value_type
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
-
-
-# column -> (what is expected, test on the arrow type in a file's footer)
-TRANSACTION_SCHEMA = {
-    "client_id": ("int64", pa.types.is_int64),
-    # Spark cannot read nanosecond parquet timestamps (pandas' default) at all.
-    "ts": ("timestamp in s, ms or us", lambda kind: pa.types.is_timestamp(kind) and kind.unit != "ns"),
-    "amount": ("double", pa.types.is_float64),
-    "category": ("string", _is_text),
-}
-
-_CLEANED_SCHEMA = T.StructType(
-    [
-        T.StructField("client_id", T.LongType()),
-        T.StructField("is_male", T.LongType()),
-        T.StructField("age", T.LongType()),
-        T.StructField("salary_rub_month", T.DoubleType()),
-        T.StructField("reason", T.StringType()),
-    ]
-    + [T.StructField(f"raw_{name}", T.StringType()) for name in CLIENT_COLUMNS]
-    + [T.StructField("raw_line", T.StringType())]
+# What clean_client_batches yields, as Spark's DDL.
+_CLEANED_SCHEMA = ", ".join(
+    ["client_id bigint", "is_male bigint", "age bigint", "salary_rub_month double", "reason string"]
+    + [f"raw_{name} string" for name in CLIENT_COLUMNS]
+    + ["raw_line string"]
 )
 
 
@@ -111,41 +82,34 @@ def read_csv_header(uri: str, encoding: str) -> list[str]:
     return names
 
 
-def read_clients_csv(spark, uri: str, encoding: str) -> DataFrame:
+def read_clients_csv(spark, uri: str, encoding: str):
     """The raw client snapshot as strings plus `_corrupt_record` (the line, where its field count is wrong)."""
+    from pyspark.sql import types as T
+
     names = read_csv_header(uri, encoding)
     # Spark 4 accepts only a few charsets by name; the legacy switch lets it use any Java charset, e.g. cp1251.
     spark.conf.set("spark.sql.legacy.javaCharsets", "true")
-    schema = T.StructType([T.StructField(name, T.StringType()) for name in [*names, _CORRUPT]])
+    schema = T.StructType([T.StructField(name, T.StringType()) for name in [*names, CORRUPT_RECORD]])
     frame = (
         spark.read.schema(schema)
         # The header was checked above; enforceSchema takes the names from it and skips the first line.
-        .options(header=True, enforceSchema=True, encoding=encoding, mode="PERMISSIVE", columnNameOfCorruptRecord=_CORRUPT)
+        .options(header=True, enforceSchema=True, encoding=encoding, mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT_RECORD)
         .csv(fs.spark_uri(uri))
     )
-    return frame.select(*CLIENT_COLUMNS, _CORRUPT)
+    return frame.select(*CLIENT_COLUMNS, CORRUPT_RECORD)
 
 
-def clean_client_snapshot(raw: DataFrame, cfg: config.raw) -> DataFrame:
-    """Parse every row (pure pandas parsers per batch) and reject all copies of a duplicated client_id.
+def clean_client_snapshot(raw, cfg: config.raw):
+    """Parse every row (pure pandas parsers per batch, on the executors) and reject all copies of a duplicated
+    client_id."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.window import Window
 
-    A row that is not readable text (undecodable bytes, UTF-8 read under another encoding, a wrong field count) is
-    rejected for that, whatever its columns parse to.
-    """
-    bounds = dict(salary_min=cfg.salary_min, salary_max=cfg.salary_max, age_min=cfg.age_min, age_max=cfg.age_max)
-    encoding = cfg.encoding
+    from nightshift import executors
 
-    def _clean(batches):
-        for batch in batches:
-            values = batch[list(CLIENT_COLUMNS)]
-            cleaned = clean_clients(values, **bounds)
-            unreadable = explain_unreadable(values, batch[_CORRUPT], encoding)
-            override = np.array([r is not None for r in unreadable], dtype=bool)
-            cleaned["reason"] = np.where(override, unreadable, cleaned["reason"].to_numpy(dtype=object))
-            cleaned["raw_line"] = batch[_CORRUPT].astype(object).where(batch[_CORRUPT].notna(), None)
-            yield cleaned
-
-    cleaned = raw.mapInPandas(_clean, _CLEANED_SCHEMA)
+    clean = functools.partial(executors.clean_client_batches, salary_min=cfg.salary_min, salary_max=cfg.salary_max,
+                              age_min=cfg.age_min, age_max=cfg.age_max, encoding=cfg.encoding)
+    cleaned = raw.mapInPandas(clean, _CLEANED_SCHEMA)
     copies = F.count(F.lit(1)).over(Window.partitionBy("client_id"))
     duplicated = F.col("client_id").isNotNull() & (copies > 1)
     return cleaned.withColumn(
@@ -159,6 +123,8 @@ def check_readable(path: str, total: int, rejected_by_reason: dict[str, int], ma
     Spark decodes bytes that are invalid in `[raw] encoding` as U+FFFD without a word; a cp1251 export read as UTF-8
     would otherwise fail the quarantine gate as thousands of "sex: unrecognised".
     """
+    from nightshift.cleaning import UNDECODABLE, misread_reason
+
     if total == 0:
         raise SchemaError(f"{path}: no data rows (the file holds at most a header)")
     undecodable = rejected_by_reason.get(UNDECODABLE, 0)
@@ -191,13 +157,13 @@ def check_quarantine_rate(
         )
 
 
-def _reason_counts(flagged: DataFrame) -> tuple[int, dict[str, int]]:
+def _reason_counts(flagged) -> tuple[int, dict[str, int]]:
     """Rows read and rejected rows per reason, in one pass."""
     counts = {row["reason"]: row["count"] for row in flagged.groupBy("reason").count().collect()}
     return sum(counts.values()), {reason: n for reason, n in counts.items() if reason is not None}
 
 
-def write_quarantine(target: ParquetTarget, rejected: DataFrame, source: str, total: int, counts: dict[str, int]) -> None:
+def write_quarantine(target: ParquetTarget, rejected, source: str, total: int, counts: dict[str, int]) -> None:
     """The rejected rows as parquet, with `_counts.json` (source, rows read, rejected per reason) beside them."""
     summary = {"source": source, "rows": total, "rejected": counts}
     with target.temporary_path() as tmp:
@@ -220,6 +186,8 @@ class ClientFeatures(SparkTask):
         return ParquetTarget(config.dataset_path("quarantine/clients", self.date))
 
     def run(self):
+        from pyspark.sql import functions as F
+
         spark = session()
         cfg = config.raw()
         max_rate = config.validate().max_quarantine_rate
@@ -246,6 +214,9 @@ def check_transaction_files(uri: str) -> list[str]:
     SchemaError names every file with a missing column or a wrong type and what was expected, a file that is not
     parquet (empty, truncated), and a partition without data files.
     """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     expected = ", ".join(f"{name} {kind}" for name, (kind, _) in TRANSACTION_SCHEMA.items())
     names = [name for name in fs.list_dir(uri) if not name.startswith(("_", "."))]
     if not names:
@@ -269,15 +240,17 @@ def check_transaction_files(uri: str) -> list[str]:
     return names
 
 
-def read_transactions(spark, uri: str) -> DataFrame:
+def read_transactions(spark, uri: str):
     """One day's raw transactions, after every file's footer passed `check_transaction_files`."""
     check_transaction_files(uri)
     return spark.read.parquet(fs.spark_uri(uri)).select(*TRANSACTION_SCHEMA)
 
 
-def flag_transactions(raw: DataFrame, day: dt.date) -> DataFrame:
+def flag_transactions(raw, day: dt.date):
     """Add `reason` (null when fine): missing or non-positive client_id, ts missing or outside the partition's day
     (UTC, the session's time zone), amount missing or not finite. Negative amounts are refunds, not errors."""
+    from pyspark.sql import functions as F
+
     start = F.lit(dt.datetime.combine(day, dt.time())).cast("timestamp_ntz")
     end = F.lit(dt.datetime.combine(day + DAY, dt.time())).cast("timestamp_ntz")
     ts = F.col("ts").cast("timestamp_ntz")
@@ -293,12 +266,14 @@ def flag_transactions(raw: DataFrame, day: dt.date) -> DataFrame:
     )
 
 
-def aggregate_day(transactions: DataFrame, day: dt.date) -> DataFrame:
+def aggregate_day(transactions, day: dt.date):
     """Per client aggregates of one day; refunds (negative amounts) are counted apart from spend.
 
     tx_count counts every transaction, refunds included; spend, max_amount and risky_spend sum or take the positive
     amounts only; refund_count and refund_sum (positive roubles) are the refunds.
     """
+    from pyspark.sql import functions as F
+
     amount = F.col("amount")
     spend = F.when(amount > 0, amount).otherwise(0.0)
     return transactions.groupBy("client_id").agg(
@@ -326,6 +301,8 @@ class TransactionDaily(SparkTask):
         return ParquetTarget(config.dataset_path("quarantine/transactions", self.date))
 
     def run(self):
+        from pyspark.sql import functions as F
+
         source = self.input().uri
         flagged = flag_transactions(read_transactions(session(), source), self.date).cache()
         total, counts = _reason_counts(flagged)
@@ -339,8 +316,10 @@ class TransactionDaily(SparkTask):
         flagged.unpersist()
 
 
-def window_features(daily: DataFrame, score_date: dt.date, windows: list[int]) -> DataFrame:
+def window_features(daily, score_date: dt.date, windows: list[int]):
     """Sum the per-day aggregates over each window ending the day before `score_date`."""
+    from pyspark.sql import functions as F
+
     columns = []
     for days in windows:
         inside = F.col("day") >= F.lit(score_date - days * DAY)
@@ -373,7 +352,7 @@ class TransactionFeatures(SparkTask):
 
 
 def transaction_feature_names() -> list[str]:
-    return [f"{name}_{days}d" for days in feature_windows() for name in (*DAILY_AGGREGATES, "active_days")]
+    return window_feature_names(feature_windows())
 
 
 class FeatureTable(SparkTask):

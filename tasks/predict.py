@@ -1,30 +1,17 @@
 """Scoring stage (Spark): every client of the feature table scored with the model broadcast to executors."""
-import luigi
-import pandas as pd
-from pyspark.sql import types as T
+import functools
 
+import luigi
+
+from nightshift.dates import model_date
+from nightshift.schema import KEY, PREDICTION_SCHEMA, pandas_dtypes, spark_ddl
 from targets import fs
 from targets.directory import ParquetTarget
 from targets.model import MODEL_FILE
-from tasks import config, modeling
-from tasks.dates import model_date
+from tasks import config
 from tasks.features import FeatureTable
 from tasks.spark import SparkTask, session
 from tasks.train import TrainModel
-
-PREDICTION_SCHEMA = T.StructType(
-    [
-        T.StructField("client_id", T.LongType()),
-        T.StructField("score", T.DoubleType()),
-        T.StructField("model_version", T.StringType()),
-    ]
-)
-
-
-def arrow_dtypes(schema: T.StructType) -> dict[str, str]:
-    """Spark column types in the pandas dtype names the model's metadata records."""
-    names = {"bigint": "int64", "int": "int32", "double": "float64", "float": "float32"}
-    return {field.name: names.get(field.dataType.simpleString(), field.dataType.simpleString()) for field in schema}
 
 
 class Predict(SparkTask):
@@ -39,26 +26,20 @@ class Predict(SparkTask):
         return ParquetTarget(config.dataset_path("predictions", self.date))
 
     def run(self):
+        from nightshift import executors, modeling
+
         model_target, table_target = self.input()["model"], self.input()["table"]
         meta = model_target.metadata()
         blob = model_target.model_bytes()
-        # Verified before any Spark work: a tampered model fails here and nothing is written.
-        modeling.load_model(blob, meta["sha256"], model_target.file(MODEL_FILE))
-        spark = session()
-        table = spark.read.parquet(table_target.spark_path)
-        features, version, digest = meta["features"], meta["model_version"], meta["sha256"]
-        actual = {k: v for k, v in arrow_dtypes(table.schema).items() if k != modeling.KEY}
+        # Verified before any Spark work: a tampered or incompatible model fails here and nothing is written.
+        modeling.load_model(blob, meta["sha256"], model_target.file(MODEL_FILE), meta.get("versions"))
+        actual = {k: v for k, v in pandas_dtypes(table_target.schema()).items() if k != KEY}
         modeling.check_features(meta["feature_dtypes"], actual, table_target.uri)
-        shipped = spark.sparkContext.broadcast(blob)
-
-        def _score(batches):
-            model = modeling.load_model(shipped.value, digest, "broadcast model")
-            for batch in batches:
-                yield pd.DataFrame(
-                    {"client_id": batch[modeling.KEY], "score": modeling.score(model, batch, features),
-                     "model_version": version}
-                )
-
-        scored = table.select(modeling.KEY, *features).mapInPandas(_score, PREDICTION_SCHEMA)
+        spark = session()
+        features = meta["features"]
+        score = functools.partial(executors.score_batches, model_blob=spark.sparkContext.broadcast(blob),
+                                  digest=meta["sha256"], features=features, version=meta["model_version"])
+        table = spark.read.parquet(table_target.spark_path)
+        scored = table.select(KEY, *features).mapInPandas(score, spark_ddl(PREDICTION_SCHEMA))
         with self.output().temporary_path() as tmp:
             scored.write.parquet(fs.spark_uri(tmp))

@@ -10,11 +10,12 @@ import luigi
 import pyarrow as pa
 import sqlalchemy as sa
 
+from nightshift.schema import PREDICTION_COLUMNS, REPORT_FILE
 from targets.sql import PublishMarker, engine
 from tasks import config
 from tasks.errors import ExplainsFailures
 from tasks.predict import Predict
-from tasks.validate import REPORT_FILE, ValidatePredictions
+from tasks.validate import ValidatePredictions
 
 CHUNK_ROWS = 10_000
 
@@ -48,7 +49,7 @@ Record = tuple[int, float, str]
 
 def arrow_records(table: pa.Table) -> Iterator[Record]:
     """(client_id, score, model_version) rows of a predictions table, batch by batch."""
-    for batch in table.select(["client_id", "score", "model_version"]).to_batches(max_chunksize=CHUNK_ROWS):
+    for batch in table.select(list(PREDICTION_COLUMNS)).to_batches(max_chunksize=CHUNK_ROWS):
         yield from zip(*(column.to_pylist() for column in batch.columns))
 
 

@@ -10,6 +10,7 @@ import time
 
 import luigi
 
+from targets import fs
 from tasks import config
 from tasks.errors import ExplainsFailures
 
@@ -20,24 +21,6 @@ _owner_pid = None
 _inherited = []
 
 _LOG4J = os.path.join(os.path.dirname(__file__), "log4j2.properties")
-
-
-def parse_conf(text: str) -> dict[str, str]:
-    """`[spark] conf`: `key=value` items, one per line or separated by `|`; blank items and `#` comments skipped.
-
-    A later item overrides an earlier one with the same key. Values may contain `=` (only the first
-    one splits); they may not contain `|`.
-    """
-    items = [part.strip() for line in text.splitlines() for part in line.split("|")]
-    conf = {}
-    for item in items:
-        if not item or item.startswith("#"):
-            continue
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"[spark] conf: expected key=value, got {item!r}")
-        conf[key.strip()] = value.strip()
-    return conf
 
 
 def settings(cfg: config.spark) -> dict[str, str]:
@@ -52,7 +35,7 @@ def settings(cfg: config.spark) -> dict[str, str]:
         "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{_LOG4J}",
         "spark.sql.session.timeZone": "UTC",
     }
-    return {**base, **parse_conf(cfg.conf)}
+    return {**base, **fs.parse_options(cfg.conf, "[spark] conf")}
 
 
 def _forget_inherited_session() -> None:

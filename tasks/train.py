@@ -7,25 +7,19 @@ import logging
 import platform
 
 import luigi
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-from pyspark.sql import functions as F
 
+from nightshift.dates import labelled_snapshots, newest_snapshot
+from nightshift.schema import KEY, LABEL, LABEL_COLUMNS, LABELS_FILE, SNAPSHOT, SNAPSHOTS_FILE, TRUTH_FILE, pandas_dtypes
 from targets import fs
 from targets.directory import ParquetTarget
 from targets.model import MODEL_FILE, ModelTarget
-from tasks import config, modeling
-from tasks.dates import labelled_snapshots, newest_snapshot
-from tasks.errors import ExplainsFailures, NotEnoughSnapshots, SchemaError
+from tasks import config
+from tasks.errors import ConfigurationError, ExplainsFailures, NotEnoughSnapshots, SchemaError
 from tasks.features import FeatureTable
 from tasks.raw import RawLabels
 from tasks.spark import SparkTask, session
 
 logger = logging.getLogger("luigi-interface")
-
-SNAPSHOTS_FILE = "_snapshots.json"  # "_" keeps it out of the parquet dataset for pyarrow and Spark
-LABEL_COLUMNS = (modeling.KEY, modeling.LABEL)
 
 
 def snapshots_for(model_day: dt.date) -> list[dt.date]:
@@ -53,18 +47,20 @@ def check_enough_snapshots(model_day: dt.date, found: list[dt.date]) -> None:
 
 def read_labels_spark(spark, uri: str):
     """A label drop as (client_id bigint, defaulted int), failing on missing columns or values other than 0/1."""
+    from pyspark.sql import functions as F
+
     source = fs.spark_uri(uri)
     frame = spark.read.options(header=True, inferSchema=False).csv(source)
     missing = [c for c in LABEL_COLUMNS if c not in frame.columns]
     if missing:
         raise SchemaError(f"{uri}: missing column(s) {missing}; expected header {','.join(LABEL_COLUMNS)}, "
                           f"found {frame.columns}")
-    typed = frame.select(F.col(modeling.KEY).cast("bigint").alias(modeling.KEY),
-                         F.col(modeling.LABEL).cast("int").alias(modeling.LABEL))
-    bad = typed.where(F.col(modeling.KEY).isNull() | ~F.col(modeling.LABEL).isin(0, 1)
-                      | F.col(modeling.LABEL).isNull()).count()
+    typed = frame.select(F.col(KEY).cast("bigint").alias(KEY),
+                         F.col(LABEL).cast("int").alias(LABEL))
+    bad = typed.where(F.col(KEY).isNull() | ~F.col(LABEL).isin(0, 1)
+                      | F.col(LABEL).isNull()).count()
     if bad:
-        raise SchemaError(f"{uri}: {bad} row(s) with a client_id that is not an integer or a {modeling.LABEL} "
+        raise SchemaError(f"{uri}: {bad} row(s) with a client_id that is not an integer or a {LABEL} "
                           f"that is not 0/1")
     return typed
 
@@ -75,9 +71,11 @@ def sample_snapshot(table, labels, day: dt.date, max_rows: int, seed: int):
     The hash also takes the snapshot date, so each snapshot draws its own clients; the same seed and
     data always give the same rows, whatever the partitioning.
     """
-    joined = table.join(labels, modeling.KEY, "inner").withColumn(modeling.SNAPSHOT, F.lit(day.isoformat()))
-    rank = F.xxhash64(F.col(modeling.KEY), F.lit(day.isoformat()), F.lit(seed))
-    return joined.orderBy(rank, modeling.KEY).limit(max_rows)
+    from pyspark.sql import functions as F
+
+    joined = table.join(labels, KEY, "inner").withColumn(SNAPSHOT, F.lit(day.isoformat()))
+    rank = F.xxhash64(F.col(KEY), F.lit(day.isoformat()), F.lit(seed))
+    return joined.orderBy(rank, KEY).limit(max_rows)
 
 
 class TrainingSet(SparkTask):
@@ -95,20 +93,21 @@ class TrainingSet(SparkTask):
         return ParquetTarget(config.dataset_path("training", self.date))
 
     def run(self):
-        check_enough_snapshots(self.date, snapshots_for(self.date))
+        # The snapshots requires() chose, not a new listing: label drops may land while the graph runs.
+        check_enough_snapshots(self.date, sorted(self.input()))
         spark, cfg = session(), config.model()
         if cfg.max_rows_per_snapshot < 1:
-            raise ValueError(f"[model] max_rows_per_snapshot must be at least 1, got {cfg.max_rows_per_snapshot}")
+            raise ConfigurationError(f"[model] max_rows_per_snapshot = {cfg.max_rows_per_snapshot}: must be at least 1")
         parts, counts = [], {}
         for day, inputs in sorted(self.input().items()):
             table = spark.read.parquet(inputs["table"].spark_path)
-            labels = read_labels_spark(spark, inputs["labels"].file("labels.csv"))
+            labels = read_labels_spark(spark, inputs["labels"].file(LABELS_FILE))
             part = sample_snapshot(table, labels, day, cfg.max_rows_per_snapshot, cfg.seed).cache()
-            counts[day.isoformat()] = {"labelled": table.join(labels, modeling.KEY, "inner").count(),
+            counts[day.isoformat()] = {"labelled": table.join(labels, KEY, "inner").count(),
                                        "sampled": part.count()}
             if counts[day.isoformat()]["sampled"] == 0:
-                raise SchemaError(f"{inputs['labels'].file('labels.csv')}: no labelled client is in "
-                                  f"{inputs['table'].uri} (0 rows after joining on {modeling.KEY})")
+                raise SchemaError(f"{inputs['labels'].file(LABELS_FILE)}: no labelled client is in "
+                                  f"{inputs['table'].uri} (0 rows after joining on {KEY})")
             parts.append(part)
         with self.output().temporary_path() as tmp:
             functools.reduce(lambda a, b: a.unionByName(b), parts).coalesce(1).write.parquet(fs.spark_uri(tmp))
@@ -117,23 +116,23 @@ class TrainingSet(SparkTask):
             part.unpersist()
 
 
-def read_truth(day: dt.date) -> pd.DataFrame | None:
-    uri = fs.join(config.truth_path(day), "truth.parquet")
+def read_truth(day: dt.date):
+    """The generator's true probabilities of a snapshot (client_id, p_default), or None outside sample data."""
+    import pandas as pd
+
+    uri = fs.join(config.truth_path(day), TRUTH_FILE)
     return pd.read_parquet(io.BytesIO(fs.read_bytes(uri))) if fs.is_file(uri) else None
 
 
-def arrow_dtypes(schema: pa.Schema) -> dict[str, str]:
-    """Column types in the numpy dtype names the model's metadata records (int32, float64, ...)."""
-    return {field.name: np.dtype(field.type.to_pandas_dtype()).name for field in schema}
-
-
 def library_versions() -> dict[str, str]:
-    import pyspark
-    import sklearn
+    import pandas as pd
 
-    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__, "pandas": pd.__version__,
-            "numpy": np.__version__, "pyarrow": pa.__version__, "pyspark": pyspark.__version__,
-            "luigi": luigi.__version__}
+    from nightshift import modeling
+    import pyarrow as pa
+    import pyspark
+
+    return {"python": platform.python_version(), **modeling.installed_versions(), "pandas": pd.__version__,
+            "pyarrow": pa.__version__, "pyspark": pyspark.__version__, "luigi": luigi.__version__}
 
 
 class TrainModel(ExplainsFailures, luigi.Task):
@@ -148,11 +147,13 @@ class TrainModel(ExplainsFailures, luigi.Task):
         return ModelTarget(config.model_path(self.date))
 
     def run(self):
+        from nightshift import modeling
+
         table = self.input().read_arrow()
         data = table.to_pandas()
-        dtypes = {k: v for k, v in arrow_dtypes(table.schema).items()
-                  if k not in (modeling.KEY, modeling.LABEL, modeling.SNAPSHOT)}
-        holdout_day = dt.date.fromisoformat(data[modeling.SNAPSHOT].max())
+        dtypes = {k: v for k, v in pandas_dtypes(table.schema).items()
+                  if k not in (KEY, LABEL, SNAPSHOT)}
+        holdout_day = dt.date.fromisoformat(data[SNAPSHOT].max())
         model, report = modeling.train_and_evaluate(data, list(dtypes), config.model().seed, read_truth(holdout_day))
         sampled = json.loads(self.input().read_file(SNAPSHOTS_FILE))
         meta = {

@@ -6,16 +6,14 @@ import json
 import luigi
 import numpy as np
 
+from nightshift import checks
+from nightshift.schema import APPROVAL_FILE, HTML_FILE, REPORT_FILE
 from targets import fs, sql
 from targets.directory import DirectoryTarget
-from tasks import checks, config
+from tasks import config
 from tasks.errors import ApprovalError, ExplainsFailures, PredictionsRejected
 from tasks.features import quarantine_counts
 from tasks.predict import Predict
-
-APPROVAL_FILE = "approval.json"
-REPORT_FILE = "validation.json"
-HTML_FILE = "report.html"
 
 
 def read_approval(report_dir: DirectoryTarget) -> dict | None:

@@ -1,11 +1,13 @@
 """The Spark session: `[spark]` settings pass through, and a forked Luigi task process never uses its parent's JVM."""
 import datetime as dt
 import multiprocessing
+import re
 import sys
 
 import pytest
 import sqlalchemy as sa
 
+from nightshift.errors import ConfigurationError
 from targets import fs
 from tasks import DailyScoring, Predict, Publish, TransactionDaily, ValidatePredictions, config, spark
 from tests.conftest import SCORE_DATE, build, families
@@ -19,15 +21,15 @@ def test_conf_takes_one_setting_per_line_or_pipe_separated_skipping_blanks_and_c
 
         spark.driver.extraJavaOptions=-Dx=1 -Dy=2
     """
-    assert spark.parse_conf(text) == {
+    assert fs.parse_options(text, "[spark] conf") == {
         "spark.sql.shuffle.partitions": "8",
         "spark.executor.memory": "4g",
         "spark.executor.cores": "2",
         "spark.driver.extraJavaOptions": "-Dx=1 -Dy=2",
     }
-    assert spark.parse_conf("") == {}
-    assert spark.parse_conf("a=1|a=2") == {"a": "2"}
-    assert spark.parse_conf("spark.yarn.tags=") == {"spark.yarn.tags": ""}
+    assert fs.parse_options("", "[spark] conf") == {}
+    assert fs.parse_options("a=1|a=2", "[spark] conf") == {"a": "2"}
+    assert fs.parse_options("spark.yarn.tags=", "[spark] conf") == {"spark.yarn.tags": ""}
 
 
 @pytest.mark.parametrize("text, bad", [
@@ -36,8 +38,8 @@ def test_conf_takes_one_setting_per_line_or_pipe_separated_skipping_blanks_and_c
     ("=4g", "=4g"),
 ])
 def test_conf_item_without_key_and_value_is_an_error_naming_it(text, bad):
-    with pytest.raises(ValueError, match=r"\[spark\] conf: expected key=value, got " + repr(bad)):
-        spark.parse_conf(text)
+    with pytest.raises(ConfigurationError, match=r"\[spark\] conf = .*: expected key=value items, got " + re.escape(repr(bad))):
+        fs.parse_options(text, "[spark] conf")
 
 
 @pytest.mark.parametrize("master", ["spark://10.0.0.5:7077", "yarn", "k8s://https://kube.example:6443", "local[4]"])

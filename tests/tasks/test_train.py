@@ -8,8 +8,9 @@ import pytest
 
 from targets import fs
 from targets.directory import DirectoryTarget
-from tasks import FeatureTable, RawLabels, TrainingSet, TrainModel, config, modeling
-from tasks.cleaning import clean_clients
+from nightshift import modeling
+from tasks import FeatureTable, RawLabels, TrainingSet, TrainModel, config
+from nightshift.cleaning import clean_clients
 from tasks.errors import NotEnoughSnapshots
 from tasks.features import DAILY_AGGREGATES, RISKY_CATEGORIES
 from tests.conftest import SCORE_DATE, build, families, make_sample_data

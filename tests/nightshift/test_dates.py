@@ -3,14 +3,15 @@ import datetime as dt
 
 import pytest
 
-from tasks.dates import labelled_snapshots, model_date, newest_snapshot, training_snapshots, window_dates
+from nightshift.dates import labelled_snapshots, model_date, newest_snapshot, training_snapshots, window_dates
+from nightshift.errors import ConfigurationError
 
 D = dt.date
 
 
 def test_window_is_the_days_before_the_score_date():
     assert window_dates(D(2026, 3, 2), 3) == [D(2026, 2, 27), D(2026, 2, 28), D(2026, 3, 1)]
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError):
         window_dates(D(2026, 3, 2), 0)
 
 
@@ -31,7 +32,7 @@ def test_model_date_by_cadence(score, retrain, expected):
 
 
 def test_unknown_cadence_is_refused():
-    with pytest.raises(ValueError, match="hourly"):
+    with pytest.raises(ConfigurationError, match="hourly"):
         model_date(D(2026, 3, 4), "hourly")
 
 
@@ -81,5 +82,5 @@ def test_labelled_snapshots_anchor_on_the_newest_existing_drop_and_skip_missing_
     assert labelled_snapshots(m, 4, 7, 30, drops) == [D(2026, 1, 8), D(2026, 1, 22), D(2026, 1, 29)]
     assert labelled_snapshots(m, 4, 7, 30, landed(D(2026, 1, 20))) == []  # nothing within a spacing of 01-30
     assert labelled_snapshots(m, 2, 1, 30, landed(D(2026, 1, 29), D(2026, 1, 30))) == [D(2026, 1, 29), D(2026, 1, 30)]
-    with pytest.raises(ValueError, match="at least 2 snapshots"):
+    with pytest.raises(ConfigurationError, match="at least 2"):
         labelled_snapshots(m, 1, 7, 30, landed())

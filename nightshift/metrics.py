@@ -1,6 +1,5 @@
 """Score-distribution and model-quality maths: histograms, PSI, AUC, Brier. No luigi, no Spark."""
 import numpy as np
-from sklearn.metrics import brier_score_loss, roc_auc_score
 
 PSI_EPSILON = 1e-4
 
@@ -34,4 +33,7 @@ def population_stability_index(expected: list[int] | np.ndarray, actual: list[in
 
 def quality(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """Ranking (AUC) and calibration (Brier) of probabilities against observed 0/1 outcomes."""
+    # scikit-learn takes seconds to import; the gate's histogram maths must not pay for it.
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
     return {"auc": float(roc_auc_score(labels, scores)), "brier": float(brier_score_loss(labels, scores))}

@@ -12,12 +12,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, SplineTransformer, StandardScaler
 
-from tasks import metrics
-from tasks.errors import FeatureMismatch, ModelIntegrityError
+from nightshift import metrics
+from nightshift.errors import FeatureMismatch, ModelIntegrityError
+from nightshift.schema import KEY, LABEL, SNAPSHOT
 
-LABEL = "defaulted"
-KEY = "client_id"
-SNAPSHOT = "snapshot"
 SALARY = "salary_rub_month"
 PLAIN = ("is_male",)
 RATIO_CAP = 10.0
@@ -151,15 +149,49 @@ def sha256(blob: bytes) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def load_model(blob: bytes, expected_sha256: str, source: str) -> Pipeline:
-    """Unpickle only bytes whose sha256 matches the metadata written with them."""
+def _major_minor(version: str) -> str:
+    return ".".join(str(version).split(".")[:2])
+
+
+def installed_versions() -> dict[str, str]:
+    """The versions of the libraries a pickled model depends on, as a model's metadata records them."""
+    import sklearn
+
+    return {"scikit-learn": sklearn.__version__, "numpy": np.__version__}
+
+
+def check_versions(recorded: dict[str, str] | None, source: str) -> None:
+    """Refuse a model pickled under another scikit-learn or numpy major.minor than the installed one.
+
+    Unpickling across such versions may fail, or worse, load and score differently without a word.
+    """
+    installed = installed_versions()
+    for name, version in (recorded or {}).items():
+        if name in installed and _major_minor(version) != _major_minor(installed[name]):
+            raise ModelIntegrityError(
+                f"{source}: the model was written with {name} {version}, {installed[name]} is installed; "
+                f"retrain it (bin/invalidate TrainModel --date <model date> --downstream, then rerun) "
+                f"or pin {name}=={_major_minor(version)}.* in the environment"
+            )
+
+
+def load_model(blob: bytes, expected_sha256: str, source: str, versions: dict[str, str] | None = None) -> Pipeline:
+    """Unpickle only bytes whose sha256 matches the metadata written with them, under compatible libraries."""
     actual = sha256(blob)
     if actual != expected_sha256:
         raise ModelIntegrityError(
             f"{source}: sha256 {actual[:12]}... does not match metadata.json's {str(expected_sha256)[:12]}... "
             f"({len(blob)} bytes); the model file was changed or truncated, refusing to load it"
         )
-    return pickle.loads(blob)
+    check_versions(versions, source)
+    try:
+        return pickle.loads(blob)
+    except ModuleNotFoundError as exc:
+        # Models pickled before the core package existed reference tasks.modeling.
+        raise ModelIntegrityError(
+            f"{source}: the model references module {exc.name!r}, which nightshift no longer has; retrain it "
+            f"(bin/invalidate TrainModel --date <model date> --downstream, then rerun)"
+        ) from None
 
 
 def check_features(expected: dict[str, str], actual: dict[str, str], source: str) -> None:

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nightshift.errors import SchemaError
 
-from tasks.cleaning import (
+from nightshift.cleaning import (
     CLIENT_COLUMNS,
     SALARY_REASONS,
     AgeError,
@@ -352,7 +353,7 @@ def test_clean_clients_on_an_empty_batch_has_the_same_schema():
 
 def test_clean_clients_names_a_missing_column():
     raw = _raw([("1", "М", "35", "")]).drop(columns="salary")
-    with pytest.raises(ValueError, match="salary"):
+    with pytest.raises(SchemaError, match="salary"):
         clean_clients(raw, **BOUNDS)
 
 
@@ -396,7 +397,7 @@ def test_clean_clients_agrees_with_the_scalar_parsers_row_by_row(rows):
 
 
 def test_explain_unreadable_names_undecodable_misread_and_malformed_rows():
-    from tasks.cleaning import MALFORMED_ROW, UNDECODABLE, explain_unreadable, misread_reason
+    from nightshift.cleaning import MALFORMED_ROW, UNDECODABLE, explain_unreadable, misread_reason
 
     raw = pd.DataFrame({
         "client_id": ["1", "2", "3", "4", "5", "6"],
@@ -414,7 +415,7 @@ def test_explain_unreadable_names_undecodable_misread_and_malformed_rows():
 
 
 def test_explain_unreadable_on_an_empty_batch():
-    from tasks.cleaning import explain_unreadable
+    from nightshift.cleaning import explain_unreadable
 
     raw = pd.DataFrame({name: pd.Series([], dtype=object) for name in CLIENT_COLUMNS})
     assert len(explain_unreadable(raw, pd.Series([], dtype=object), "cp1251")) == 0

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from tasks.metrics import histogram, population_stability_index, quantile_edges
+from nightshift.metrics import histogram, population_stability_index, quantile_edges
 
 
 def test_psi_of_identical_distributions_is_zero():

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import modeling
-from tasks.errors import FeatureMismatch, ModelIntegrityError
+from nightshift import modeling
+from nightshift.errors import FeatureMismatch, ModelIntegrityError
 
 FEATURES = ["is_male", "age", "salary_rub_month", "spend_7d", "risky_spend_7d", "tx_count_7d"]
 

@@ -1,9 +1,8 @@
 """The validation gate's checks on a batch of scores. No luigi, no Spark."""
 import numpy as np
 
-from tasks import metrics
-
-PREDICTION_SCHEMA = {"client_id": ("int64",), "score": ("double",), "model_version": ("string", "large_string")}
+from nightshift import metrics
+from nightshift.schema import PREDICTION_SCHEMA
 
 
 def _check(name: str, measured, threshold, passed: bool, level: str = "fail", detail: str = "") -> dict:
@@ -13,8 +12,10 @@ def _check(name: str, measured, threshold, passed: bool, level: str = "fail", de
 
 def check_schema(fields: dict[str, str]) -> dict:
     """The predictions' columns and types: client_id int64, score double, model_version string."""
-    problems = [f"{name}: expected {' or '.join(allowed)}, found {fields.get(name, 'nothing')}"
-                for name, allowed in PREDICTION_SCHEMA.items() if fields.get(name) not in allowed]
+    expected = {field.name: str(field.type) for field in PREDICTION_SCHEMA}
+    # A string column may come back as large_string (pyarrow's choice for big files): the same contract.
+    problems = [f"{name}: expected {kind}, found {fields.get(name, 'nothing')}"
+                for name, kind in expected.items() if fields.get(name, "").replace("large_", "") != kind]
     return _check("schema", len(problems), 0, not problems, detail="; ".join(problems))
 
 

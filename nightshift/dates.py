@@ -2,13 +2,15 @@
 import datetime as dt
 from typing import Callable
 
+from nightshift.errors import ConfigurationError
+
 DAY = dt.timedelta(days=1)
 
 
 def window_dates(score_date: dt.date, days: int) -> list[dt.date]:
     """The `days` calendar days before `score_date`, oldest first (data up to D-1 scores D)."""
     if days < 1:
-        raise ValueError(f"a window needs at least one day, got {days}")
+        raise ConfigurationError(f"[features] window_days = {days}: a window needs at least one day")
     return [score_date - k * DAY for k in range(days, 0, -1)]
 
 
@@ -24,7 +26,7 @@ def model_date(score_date: dt.date, retrain: str) -> dt.date:
         return score_date - score_date.weekday() * DAY
     if retrain == "monthly":
         return score_date.replace(day=1)
-    raise ValueError(f"[model] retrain must be daily, weekly or monthly, got {retrain!r}")
+    raise ConfigurationError(f"[model] retrain = {retrain!r}: must be one of daily, weekly, monthly")
 
 
 def training_snapshots(model_day: dt.date, count: int, spacing_days: int, label_lag_days: int) -> list[dt.date]:
@@ -34,7 +36,7 @@ def training_snapshots(model_day: dt.date, count: int, spacing_days: int, label_
     the newest usable snapshot is `M - label_lag_days - 1`; the others go back `spacing_days` at a time.
     """
     if count < 2:
-        raise ValueError(f"training needs at least 2 snapshots (train + holdout), got {count}")
+        raise ConfigurationError(f"[model] training_snapshots = {count}: training needs at least 2 (train + holdout)")
     newest = newest_snapshot(model_day, label_lag_days)
     return [newest - k * spacing_days * DAY for k in range(count - 1, -1, -1)]
 
@@ -56,9 +58,9 @@ def labelled_snapshots(
     `count` snapshots: the caller decides how few is too few.
     """
     if count < 2:
-        raise ValueError(f"training needs at least 2 snapshots (train + holdout), got {count}")
+        raise ConfigurationError(f"[model] training_snapshots = {count}: training needs at least 2 (train + holdout)")
     if spacing_days < 1:
-        raise ValueError(f"snapshot spacing must be at least 1 day, got {spacing_days}")
+        raise ConfigurationError(f"[model] snapshot_spacing_days = {spacing_days}: must be at least 1")
     newest = newest_snapshot(model_day, label_lag_days)
     anchor = next((newest - k * DAY for k in range(spacing_days) if has_labels(newest - k * DAY)), None)
     if anchor is None:

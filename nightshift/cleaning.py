@@ -64,7 +64,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-CLIENT_COLUMNS = ("client_id", "sex", "age", "salary")
+from nightshift.errors import SchemaError
+from nightshift.schema import CLIENT_COLUMNS
 
 DAYS_PER_MONTH = Fraction(1461, 48)  # 365.25 / 12
 WORK_HOURS_PER_MONTH = Fraction(168)
@@ -374,7 +375,7 @@ def clean_clients(
     """
     absent = [c for c in CLIENT_COLUMNS if c not in raw.columns]
     if absent:
-        raise ValueError(f"client snapshot lacks column(s) {', '.join(absent)}; has {', '.join(map(str, raw.columns))}")
+        raise SchemaError(f"client snapshot lacks column(s) {', '.join(absent)}; has {', '.join(map(str, raw.columns))}")
     originals = {name: _as_raw(raw[name], name) for name in CLIENT_COLUMNS}
 
     client_id, id_reason = _clean_client_id(originals["client_id"])

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tasks import checks, metrics
+from nightshift import checks, metrics
 
 
 def by_name(results):
@@ -34,7 +34,7 @@ def test_schema_names_the_wrong_column_and_type():
     assert good["verdict"] == "pass"
     assert bad["verdict"] == "fail" and bad["measured"] == 2
     assert "score: expected double, found string" in bad["detail"]
-    assert "model_version: expected string or large_string, found nothing" in bad["detail"]
+    assert "model_version: expected string, found nothing" in bad["detail"]
 
 
 def test_psi_levels_follow_warn_and_fail_thresholds():
