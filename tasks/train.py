@@ -94,7 +94,11 @@ class TrainingSet(SparkTask):
 
     def run(self):
         # The snapshots requires() chose, not a new listing: label drops may land while the graph runs.
-        check_enough_snapshots(self.date, sorted(self.input()))
+        chosen = sorted(self.input())
+        check_enough_snapshots(self.date, chosen or snapshots_for(self.date))
+        if not chosen:
+            raise NotEnoughSnapshots(f"TrainingSet {self.date}: label drops landed after the run was scheduled with too "
+                                     f"few of them; rerun to train on {snapshots_for(self.date)}")
         spark, cfg = session(), config.model()
         if cfg.max_rows_per_snapshot < 1:
             raise ConfigurationError(f"[model] max_rows_per_snapshot = {cfg.max_rows_per_snapshot}: must be at least 1")
