@@ -2,7 +2,8 @@
 """Benchmark: a night of nightshift (cold, steady state, no-op, backfill) against the pandas baseline.
 
 Usage:
-    bench/run.py [--scales 100000,1000000] [--10m] [--backfill-days 30] [--keep-data] [--no-readme]
+    bench/run.py [--scales 100000,1000000] [--10m] [--backfill-days 30] [--backfill-up-to CLIENTS]
+                 [--keep-data] [--out FILE] [--no-readme] [--report-only]
 
 For every scale point (clients) it generates sample data under bench/data/ with bin/make-sample-data,
 then runs, each in a fresh process as cron would start it (bench/night.py):
@@ -16,8 +17,8 @@ then runs, each in a fresh process as cron would start it (bench/night.py):
 
 and measures wall time (per stage from Luigi's PROCESSING_TIME events), the peak summed RSS of the
 process tree (Python, the Spark JVM and its Python workers; sampled from /proc) and clients scored per
-second. Results go to bench/results/latest.json, a table in README.md (section "Benchmark") and
-bench/results/stages.svg.
+second. Results go to bench/results/latest.json, a table in docs/benchmark.md (between its
+bench:start / bench:end markers; README.md is never written) and bench/results/stages.svg.
 """
 import argparse
 import datetime as dt
@@ -37,6 +38,8 @@ import pyarrow.parquet as pq
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
+# The page whose results table `make bench` rewrites.
+TABLE_PAGE = os.path.join(REPO, "docs", "benchmark.md")
 DAY = dt.timedelta(days=1)
 
 # A Monday, so that the weekly model of the cold night is trained that night.
@@ -276,7 +279,7 @@ def _clients(n: int) -> str:
 
 
 def format_table(results: dict) -> str:
-    """The README's markdown: one row per scale and scenario, then the targets."""
+    """The results table's markdown: one row per scale and scenario, then the targets."""
     lines = ["| clients | run | wall s | peak RSS GiB | clients/s | vs baseline |",
              "| ---: | --- | ---: | ---: | ---: | ---: |"]
     for r in results["scales"]:
@@ -302,8 +305,8 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def write_readme(table: str, results: dict, path: str) -> None:
-    """Replace what sits between the markers (or the pending line) of README's Benchmark section."""
+def write_table(table: str, results: dict, path: str) -> None:
+    """Replace what sits between the <!-- bench:start --> and <!-- bench:end --> markers of `path`."""
     with open(path) as fh:
         text = fh.read()
     m = results["machine"]
@@ -313,7 +316,7 @@ def write_readme(table: str, results: dict, path: str) -> None:
     if "<!-- bench:start -->" in text:
         text = re.sub(r"<!-- bench:start -->.*?<!-- bench:end -->", lambda _: block, text, flags=re.S)
     else:
-        raise SystemExit(f"{path}: no <!-- bench:start --> marker in the Benchmark section")
+        raise SystemExit(f"{path}: no <!-- bench:start --> ... <!-- bench:end --> markers for the results table")
     with open(path, "w") as fh:
         fh.write(text)
 
@@ -372,9 +375,10 @@ def main(argv=None) -> int:
                              "a 30-day backfill at 1M alone takes about 30 minutes here)")
     parser.add_argument("--keep-data", action="store_true", help="leave bench/data/ in place")
     parser.add_argument("--out", default=os.path.join(BENCH, "results", "latest.json"))
-    parser.add_argument("--no-readme", action="store_true", help="do not rewrite README.md's table")
+    parser.add_argument("--no-readme", action="store_true",
+                        help="do not rewrite the results table in docs/benchmark.md")
     parser.add_argument("--report-only", action="store_true",
-                        help="only rewrite the README table and the SVG from the --out JSON of an earlier run")
+                        help="only rewrite the docs/benchmark.md table and the SVG from the --out JSON of an earlier run")
     args = parser.parse_args(argv)
     if args.report_only:
         with open(args.out) as fh:
@@ -421,7 +425,7 @@ def report(results: dict, args) -> int:
     if results["scales"]:
         write_svg(results, os.path.join(os.path.dirname(args.out), "stages.svg"))
     if results["scales"] and not args.no_readme:
-        write_readme(table, results, os.path.join(REPO, "README.md"))
+        write_table(table, results, TABLE_PAGE)
     print(table)
     print(f"results: {args.out} ({results['bench_seconds'] / 60:.1f} min)")
     return 1 if results.get("errors") else 0

@@ -1,10 +1,12 @@
-"""The benchmark's baseline computes nightshift's features and scores, and its result table formats."""
+"""The benchmark's baseline computes nightshift's features and scores, and its result table formats and lands in docs."""
 import importlib.util
+import argparse
 import json
 import sqlite3
 
 import numpy as np
 import pandas as pd
+import pytest
 from tests.conftest import REPO, SCORE_DATE
 
 
@@ -53,14 +55,22 @@ def test_transaction_features_windows_on_a_tiny_frame():
     assert 2 not in features.index[features["tx_count_1d"].notna()]
 
 
-def test_targets_and_table_say_met_missed_and_not_measured():
-    scale = {"clients": 100_000, "baseline": {"wall_seconds": 10.0, "peak_rss_gib": 0.5, "clients_per_second": 10_000},
+def _results() -> dict:
+    """The results of a 100k scale point with every scenario, as bench/run.py saves them."""
+    scale = {"clients": 100_000, "baseline": {"wall_seconds": 10.0, "peak_rss_gib": 0.5, "clients_per_second": 10_000,
+                                              "stages": {"features": 8.0, "score": 1.0, "publish": 1.0}},
              "ratios": {"steady_vs_baseline": 3.0, "backfill_in_steady_days": 9.0}}
     for name, wall in (("cold", 60.0), ("steady", 30.0), ("backfill", 270.0), ("noop", 2.5)):
         scale[name] = {"wall_seconds": wall, "peak_rss_gib": 1.0, "stages": {}, "outside_tasks_seconds": 0.0}
     scale["backfill"]["days"] = 30
-    results = {"scales": [scale]}
+    results = {"scales": [scale], "finished": "2026-11-27T16:06:00+00:00", "bench_seconds": 690.0,
+               "machine": {"cores": 2, "cpu": "AMD EPYC", "memory_gib": 23.5, "load_average_at_start": [1.29]}}
     results["targets"] = run.evaluate_targets(results)
+    return results
+
+
+def test_targets_and_table_say_met_missed_and_not_measured():
+    results = _results()
     status = {(t["target"], t["clients"]): t["status"] for t in results["targets"]}
     assert status[("no-op 30-day rerun", 100_000)] == "met"
     assert status[("backfill 30 days / one steady-state day", 100_000)] == "met"
@@ -68,3 +78,33 @@ def test_targets_and_table_say_met_missed_and_not_measured():
     table = run.format_table(results)
     assert "| 100k | steady-state night | 30.0 | 1.00 |" in table and "3.00x" in table
     json.dumps(results)
+
+
+def test_results_table_goes_between_the_markers_of_docs_benchmark_and_never_into_the_readme(tmp_path, monkeypatch):
+    assert run.TABLE_PAGE == str(REPO / "docs" / "benchmark.md")
+    shipped = (REPO / "docs" / "benchmark.md").read_text()
+    assert shipped.count("<!-- bench:start -->") == 1 and shipped.count("<!-- bench:end -->") == 1
+    assert "bench:start" not in (REPO / "README.md").read_text()
+
+    page = tmp_path / "benchmark.md"
+    page.write_text("# Benchmark\n\n<!-- bench:start -->\nold table\n<!-- bench:end -->\n\nReading it.\n")
+    monkeypatch.setattr(run, "TABLE_PAGE", str(page))
+    readme = (REPO / "README.md").read_bytes()
+    args = argparse.Namespace(out=str(tmp_path / "latest.json"), no_readme=True)
+    assert run.report(_results(), args) == 0
+    assert "old table" in page.read_text()
+
+    args.no_readme = False
+    assert run.report(_results(), args) == 0
+    text = page.read_text()
+    assert "old table" not in text and text.startswith("# Benchmark\n") and text.endswith("Reading it.\n")
+    assert "| 100k | steady-state night | 30.0 | 1.00 |" in text and "`make bench` took 11.5 min" in text
+    assert (REPO / "README.md").read_bytes() == readme
+
+
+def test_a_page_without_markers_is_refused_and_left_as_it_was(tmp_path):
+    page = tmp_path / "benchmark.md"
+    page.write_text("# Benchmark\n")
+    with pytest.raises(SystemExit, match="bench:start"):
+        run.write_table("| table |", _results(), str(page))
+    assert page.read_text() == "# Benchmark\n"

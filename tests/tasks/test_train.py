@@ -119,7 +119,7 @@ def test_features_of_a_snapshot_ignore_transactions_of_its_day_and_later_and_its
 # Quality on generated data, trained and measured by the same pure function TrainModel calls. The Spark
 # graph is too slow for a test at a size where AUC is stable, so the feature rows are built here in
 # pandas from the generated raw drops, with the pipeline's own client parser and its feature names
-# (the real graph at demo scale is measured in the README). Truth uses the 30 days before a snapshot.
+# (the real graph at demo scale is measured in docs/model.md). Truth uses the 30 days before a snapshot.
 QUALITY_CLIENTS = 4000
 WINDOWS = (7, 30)
 
