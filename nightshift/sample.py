@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Sample data: writes realistic, seeded raw drops (clients, transactions, labels) and the truth behind them.
 
-Usage:
+Usage (bin/make-sample-data, nightshift-sample-data and python -m nightshift.sample are the same command):
     bin/make-sample-data --root DIR --end YYYY-MM-DD --days N --clients N [--seed S] [--drift X]
         [--label-lag DAYS] [--bad-rate R] [--encoding utf-8|cp1251] [--tx-per-client-day R]
 
@@ -510,7 +509,7 @@ def _number(kind, low, high=None, low_open=False):
     return parse
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="make-sample-data",
         description="Write seeded sample raw drops (clients, transactions, labels) and their truth for "
@@ -552,4 +551,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,4 +1,5 @@
-"""bin/make-sample-data: layout, schemas, determinism, bad rows, drift and labels of the sample generator."""
+"""nightshift.sample: layout, schemas, determinism, bad rows, drift and labels of the generator."""
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -15,7 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bin" / "make-sample-data"
+from nightshift.sample import main
+
 END = dt.date(2026, 2, 28)
 
 # The valid salary texts the generator documents; anything else is a bad row.
@@ -35,9 +38,16 @@ VALID_SALARY = {
 
 
 def run(root, *args, days=4, clients=300, check=True):
-    cmd = [sys.executable, str(SCRIPT), "--root", str(root), "--end", END.isoformat(),
-           "--days", str(days), "--clients", str(clients), *map(str, args)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    """main() in this process, its exit code and output captured like a subprocess's."""
+    argv = ["--root", str(root), "--end", END.isoformat(), "--days", str(days), "--clients", str(clients),
+            *map(str, args)]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exit_:
+            code = exit_.code
+    result = SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -277,7 +287,7 @@ def test_rerun_replaces_a_partition_and_cleans_leftovers(small, tmp_path):
 
 
 def test_a_killed_run_leaves_no_flagged_partition_with_partial_data(tmp_path):
-    cmd = [sys.executable, str(SCRIPT), "--root", str(tmp_path), "--end", END.isoformat(),
+    cmd = [sys.executable, "-m", "nightshift.sample", "--root", str(tmp_path), "--end", END.isoformat(),
            "--days", "60", "--clients", "50000", "--seed", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -311,18 +321,19 @@ def test_a_killed_run_leaves_no_flagged_partition_with_partial_data(tmp_path):
     (["--encoding", "latin-1"], "--encoding"),
 ])
 def test_bad_arguments_fail_with_a_clear_message(tmp_path, args, message):
-    base = {"--root": str(tmp_path), "--end": END.isoformat(), "--days": "2", "--clients": "10"}
+    base = {"--end": END.isoformat(), "--days": "2", "--clients": "10"}
     for key, value in zip(args[::2], args[1::2]):
         base[key] = value
-    cmd = [sys.executable, str(SCRIPT)] + [x for pair in base.items() for x in pair]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    result = run(tmp_path, *[x for pair in base.items() for x in pair], check=False)
     assert result.returncode == 2
     assert message in result.stderr
     assert not (tmp_path / "raw").exists()
 
 
 def test_missing_required_argument_is_named(tmp_path):
-    result = subprocess.run([sys.executable, str(SCRIPT), "--root", str(tmp_path), "--days", "2"],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2
-    assert "--end" in result.stderr and "--clients" in result.stderr
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        main(["--root", str(tmp_path), "--days", "2"])
+    assert exit_.value.code == 2
+    assert "--end" in err.getvalue() and "--clients" in err.getvalue()
+

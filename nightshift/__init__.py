@@ -1,0 +1,1 @@
+"""nightshift's pure core: parsing, modeling, metrics, checks, dates, executor functions, contracts; no luigi, no Spark."""
