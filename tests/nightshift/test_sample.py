@@ -19,6 +19,7 @@ import pytest
 
 from nightshift.sample import main
 
+WRAPPER = Path(__file__).resolve().parents[2] / "bin" / "make-sample-data"
 END = dt.date(2026, 2, 28)
 
 # The valid salary texts the generator documents; anything else is a bad row.
@@ -337,3 +338,22 @@ def test_missing_required_argument_is_named(tmp_path):
     assert exit_.value.code == 2
     assert "--end" in err.getvalue() and "--clients" in err.getvalue()
 
+
+def test_the_bin_wrapper_runs_the_module_with_root_relative_to_the_caller(tmp_path):
+    """bin/make-sample-data is the operators' entry: same files as main(), --root taken from the caller's cwd."""
+    if not (WRAPPER.parents[1] / ".venv" / "bin" / "python").exists():
+        pytest.skip("bin/make-sample-data runs the checkout's .venv, which does not exist here")
+    args = ["--end", END.isoformat(), "--days", "2", "--clients", "200", "--seed", "5", "--label-lag", "0"]
+    result = subprocess.run([str(WRAPPER), "--root", "via-wrapper", *args], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "make-sample-data: 2 days" in result.stdout
+    run(tmp_path / "direct", *args[6:], days=2, clients=200)
+    files = sorted(p.relative_to(tmp_path / "direct") for p in (tmp_path / "direct").rglob("*") if p.is_file())
+    assert files and files == sorted(p.relative_to(tmp_path / "via-wrapper")
+                                     for p in (tmp_path / "via-wrapper").rglob("*") if p.is_file())
+    for name in files:
+        assert (tmp_path / "via-wrapper" / name).read_bytes() == (tmp_path / "direct" / name).read_bytes(), name
+
+    helped = subprocess.run([str(WRAPPER), "--help"], capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and "--root" in helped.stdout
