@@ -2,7 +2,8 @@
 
 Usage (bin/make-sample-data, nightshift-sample-data and python -m nightshift.sample are the same command):
     bin/make-sample-data --root DIR --end YYYY-MM-DD --days N --clients N [--seed S] [--drift X]
-        [--label-lag DAYS] [--bad-rate R] [--encoding utf-8|cp1251] [--tx-per-client-day R]
+        [--concept-drift-from YYYY-MM-DD] [--label-lag DAYS] [--bad-rate R] [--encoding utf-8|cp1251]
+        [--tx-per-client-day R]
 
 For each day d in end-N+1..end it writes, each partition folder with `_SUCCESS` last:
 
@@ -49,6 +50,17 @@ client's usual format), ages move DRIFT_AGE_YEARS * X years younger, and the
 gambling and cash_withdrawal shares of that day's transactions grow by exp(X).
 Every other file is byte-identical to the run without drift.
 
+--concept-drift-from D changes the relation, not the population: for every
+scoring date S >= D (truth/dt=S and raw/labels/dt=S, i.e. snapshots from D-1
+on) p_default uses CONCEPT_DRIFT_MODEL instead of TRUE_MODEL. Salary turns
+from protective to risky (the well-paid are the leveraged borrowers a rate
+shock hits), gambling and cash withdrawals stop signalling distress, and the
+intercept is re-set so the base rate stays about where it was: the score
+distribution and the default rate look unchanged, only the ranking is wrong.
+A model trained on earlier labels loses well over 0.1 of realized AUC on the
+labels from D on. Clients and transactions are byte-identical to the run
+without it, and so are truth and labels before D.
+
 Snapshot quirks (valid rows): `sex` is М/Ж, a few percent M/F; `salary` is
 one of SALARY_FORMATS (thousands separated by a space or a no-break space
 U+00A0 where the format has a separator), or empty (about 3 %). Bad rows (share
@@ -61,6 +73,7 @@ import os
 import sys
 import time
 from collections import deque
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -80,6 +93,27 @@ B_SPEND_RATIO = 0.60          # spending beyond income
 SPEND_RATIO_CAP = 5.0
 B_LOG_REFUNDS = 0.25
 B_RISKY_SHARE = 1.50          # gambling and cash withdrawals
+
+
+class TrueModel(NamedTuple):
+    """Weights of the true logit, one per term of the module docstring."""
+    intercept: float
+    log_salary: float
+    young: float
+    male: float
+    salary_missing: float
+    log_tx: float
+    spend_ratio: float
+    log_refunds: float
+    risky_share: float
+
+
+TRUE_MODEL = TrueModel(INTERCEPT, B_LOG_SALARY, B_YOUNG, B_MALE, B_SALARY_MISSING, B_LOG_TX, B_SPEND_RATIO,
+                       B_LOG_REFUNDS, B_RISKY_SHARE)
+# The two strongest signals of TRUE_MODEL reversed and muted: a model trained on TRUE_MODEL's labels then
+# ranks at about 0.55 AUC instead of 0.74. The intercept keeps the base rate where TRUE_MODEL has it
+# (about 6.7 % with a full window), so the drift shows in realized AUC, not in the default rate.
+CONCEPT_DRIFT_MODEL = TRUE_MODEL._replace(intercept=-2.75, log_salary=0.60, risky_share=0.0)
 
 # --- the population ---------------------------------------------------------
 ID_BASE = 1_000_001
@@ -259,18 +293,19 @@ def _sparse_daily(slots, amount, cat, capacity):
     return nz.astype(np.int32), n[nz].astype(np.uint16), spend, refunds.astype(np.uint16), risky
 
 
-def true_p_default(salary, age, male, missing, n_tx, spend, refunds, risky_spend) -> np.ndarray:
+def true_p_default(salary, age, male, missing, n_tx, spend, refunds, risky_spend,
+                   model: TrueModel = TRUE_MODEL) -> np.ndarray:
     """The true default probability (see the module docstring), vectorised over clients."""
     risky_share = np.divide(risky_spend, spend, out=np.zeros_like(spend), where=spend > 0)
-    logit = (INTERCEPT
-             + B_LOG_SALARY * np.log(salary / SALARY_MEDIAN)
-             + B_YOUNG * np.maximum(0.0, YOUNG_AGE - age) / 10.0
-             + B_MALE * male
-             + B_SALARY_MISSING * missing
-             + B_LOG_TX * np.log1p(n_tx)
-             + B_SPEND_RATIO * np.minimum(spend / salary, SPEND_RATIO_CAP)
-             + B_LOG_REFUNDS * np.log1p(refunds)
-             + B_RISKY_SHARE * risky_share)
+    logit = (model.intercept
+             + model.log_salary * np.log(salary / SALARY_MEDIAN)
+             + model.young * np.maximum(0.0, YOUNG_AGE - age) / 10.0
+             + model.male * male
+             + model.salary_missing * missing
+             + model.log_tx * np.log1p(n_tx)
+             + model.spend_ratio * np.minimum(spend / salary, SPEND_RATIO_CAP)
+             + model.log_refunds * np.log1p(refunds)
+             + model.risky_share * risky_share)
     return 1.0 / (1.0 + np.exp(-logit))
 
 
@@ -419,8 +454,12 @@ def _parquet_writer(table: pa.Table):
 
 # --- the run -------------------------------------------------------------------------------
 def generate(root, end, days, clients, seed=0, drift=0.0, label_lag=30, bad_rate=0.004,
-             encoding="utf-8", tx_per_client_day=0.3, log=None) -> dict:
-    """Write days end-days+1..end under root; returns a summary of what was written."""
+             encoding="utf-8", tx_per_client_day=0.3, concept_drift_from=None, log=None) -> dict:
+    """Write days end-days+1..end under root; returns a summary of what was written.
+
+    `concept_drift_from` (a date or None) is the first scoring date whose truth and labels follow
+    CONCEPT_DRIFT_MODEL.
+    """
     first = end - dt.timedelta(days=days - 1)
     pop_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_STREAM_POPULATION,)))
     joins = np.concatenate([[clients], pop_rng.poisson(CHURN_RATE * clients, days - 1)]).astype(np.int64)
@@ -460,8 +499,10 @@ def generate(root, end, days, clients, seed=0, drift=0.0, label_lag=30, bad_rate
         idx = np.concatenate([w[0] for w in window])
         sums = [np.bincount(idx, weights=np.concatenate([w[k] for w in window]).astype(np.float64),
                             minlength=pop.capacity)[slots].astype(np.float64) for k in range(1, 5)]
-        p = true_p_default(salary, age, pop.male[slots], pop.salary_missing[slots], *sums)
         score_date = day + dt.timedelta(days=1)
+        drifted = concept_drift_from is not None and score_date >= concept_drift_from
+        p = true_p_default(salary, age, pop.male[slots], pop.salary_missing[slots], *sums,
+                           model=CONCEPT_DRIFT_MODEL if drifted else TRUE_MODEL)
         ids = ID_BASE + slots
         truth = pa.table({"client_id": pa.array(ids, pa.int64()), "p_default": pa.array(p, pa.float64())})
         _write_partition(os.path.join(root, "truth", f"dt={score_date.isoformat()}"),
@@ -521,6 +562,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=_number(int, 0), default=0, help="random seed (default 0)")
     parser.add_argument("--drift", type=_number(float, -5.0, 5.0), default=0.0,
                         help="shift the last day's population towards risk (default 0: none)")
+    parser.add_argument("--concept-drift-from", type=_date, default=None, metavar="YYYY-MM-DD",
+                        help="from this scoring date on, truth and labels follow a changed relation "
+                             "(salary turns risky, risky spend stops mattering; same base rate), so a "
+                             "model trained before it loses AUC on the new labels (default: never)")
     parser.add_argument("--label-lag", type=_number(int, 0), default=30,
                         help="days after a snapshot until its labels land (default 30)")
     parser.add_argument("--bad-rate", type=_number(float, 0.0, 0.5), default=0.004,
@@ -538,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     stats = generate(args.root, args.end, args.days, args.clients, seed=args.seed, drift=args.drift,
                      label_lag=args.label_lag, bad_rate=args.bad_rate, encoding=args.encoding,
-                     tx_per_client_day=args.tx_per_client_day,
+                     tx_per_client_day=args.tx_per_client_day, concept_drift_from=args.concept_drift_from,
                      log=lambda line: print(line, file=sys.stderr, flush=True))
     rates = stats["default_rate_labels"]
     label_rate = f"{np.mean(rates):.4f}" if rates else "n/a"

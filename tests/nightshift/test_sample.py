@@ -1,4 +1,4 @@
-"""nightshift.sample: layout, schemas, determinism, bad rows, drift and labels of the generator."""
+"""nightshift.sample: layout, schemas, determinism, bad rows, drift, concept drift and labels of the generator."""
 import contextlib
 import csv
 import datetime as dt
@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from nightshift.sample import main
 
@@ -240,6 +241,42 @@ def test_drift_shifts_the_true_risk_of_the_last_day_only(tmp_path):
         0.5 * calm_salary.map(lambda s: _safe(salary_per_month, s)).median()
 
 
+def test_concept_drift_changes_how_labels_relate_to_the_features_from_its_date_on(tmp_path):
+    calm, shifted = tmp_path / "calm", tmp_path / "shifted"
+    since = day(-4)
+    run(calm, "--seed", 6, "--label-lag", 1, days=12, clients=5_000)
+    run(shifted, "--seed", 6, "--label-lag", 1, "--concept-drift-from", since, days=12, clients=5_000)
+
+    changed = sorted(str(p.relative_to(calm)) for p in calm.rglob("*.*")
+                     if p.read_bytes() != (shifted / p.relative_to(calm)).read_bytes())
+    assert changed == sorted([f"raw/labels/dt={day(k)}/labels.csv" for k in range(-4, 0)]
+                             + [f"truth/dt={day(k)}/truth.parquet" for k in range(-4, 2)])
+
+    def labelled(root, first, last):
+        """(old true probability, label) pairs of scoring dates first..last; `calm` holds the old truth."""
+        frames = []
+        for k in range(first, last + 1):
+            truth = pq.read_table(Path(calm, "truth", f"dt={day(k)}", "truth.parquet")).to_pandas()
+            labels = pd.read_csv(Path(root, "raw/labels", f"dt={day(k)}", "labels.csv"))
+            frames.append(truth.merge(labels, on="client_id", validate="1:1"))
+        frame = pd.concat(frames)
+        return frame.p_default.to_numpy(), frame.defaulted.to_numpy()
+
+    before = roc_auc_score(*labelled(shifted, -10, -5)[::-1])
+    after = roc_auc_score(*labelled(shifted, -4, -1)[::-1])
+    unshifted = roc_auc_score(*labelled(calm, -4, -1)[::-1])
+    assert before > 0.68 and unshifted > 0.68
+    assert after < min(before, unshifted) - 0.1, (before, unshifted, after)
+
+    # the new labels follow the new truth, and the default rate is about the same as before
+    new_p = np.concatenate([pq.read_table(Path(shifted, "truth", f"dt={day(k)}", "truth.parquet"))
+                            .column("p_default").to_numpy() for k in range(-4, 0)])
+    _, new_y = labelled(shifted, -4, -1)
+    assert roc_auc_score(new_y, new_p) > after + 0.05
+    old_p, _ = labelled(calm, -4, -1)
+    assert abs(new_p.mean() - old_p.mean()) < 0.2 * old_p.mean()
+
+
 def _safe(parse, text):
     try:
         return parse(text)
@@ -356,4 +393,4 @@ def test_the_bin_wrapper_runs_the_module_with_root_relative_to_the_caller(tmp_pa
         assert (tmp_path / "via-wrapper" / name).read_bytes() == (tmp_path / "direct" / name).read_bytes(), name
 
     helped = subprocess.run([str(WRAPPER), "--help"], capture_output=True, text=True, timeout=60)
-    assert helped.returncode == 0 and "--root" in helped.stdout
+    assert helped.returncode == 0 and "--concept-drift-from" in helped.stdout
