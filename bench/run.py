@@ -5,7 +5,7 @@ Usage:
     bench/run.py [--scales 100000,1000000] [--10m] [--backfill-days 30] [--backfill-up-to CLIENTS]
                  [--keep-data] [--out FILE] [--no-readme] [--report-only]
 
-For every scale point (clients) it generates sample data under bench/data/ with bin/make-sample-data,
+For every scale point (clients) it generates sample data under bench/data/ with nightshift.sample,
 then runs, each in a fresh process as cron would start it (bench/night.py):
 
     cold       DailyScoring(D0) with nothing computed: 41 days of per-day aggregates, the training
@@ -171,7 +171,7 @@ def run_scale(clients: int, backfill_days: int, keep: bool, log, result: dict, s
     first, end = data_span(max(backfill_days, 1))
     days = (end - first).days + 1
     log(f"[{clients}] generating {days} days {first}..{end}")
-    gen = measure([sys.executable, os.path.join(REPO, "bin", "make-sample-data"), "--root", root, "--end",
+    gen = measure([sys.executable, "-m", "nightshift.sample", "--root", root, "--end",
                    end.isoformat(), "--days", str(days), "--clients", str(clients), "--seed", "7",
                    "--label-lag", str(MODEL["label_lag_days"]), "--tx-per-client-day", str(TX_PER_CLIENT_DAY)], env)
     raw_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(root, "raw")) for f in fs)

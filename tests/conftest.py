@@ -78,7 +78,7 @@ def root(tmp_path, overlay):
 
 def make_sample_data(target: Path, end: dt.date, **kwargs) -> None:
     args = {**SAMPLE, **kwargs}
-    cmd = [sys.executable, str(REPO / "bin" / "make-sample-data"), "--root", str(target), "--end", end.isoformat()]
+    cmd = [sys.executable, "-m", "nightshift.sample", "--root", str(target), "--end", end.isoformat()]
     for key, value in args.items():
         cmd += [f"--{key.replace('_', '-')}", str(value)]
     subprocess.run(cmd, check=True, capture_output=True)

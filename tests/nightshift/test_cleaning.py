@@ -424,16 +424,11 @@ def test_explain_unreadable_on_an_empty_batch():
 def test_the_sample_data_bad_rows_are_exactly_what_the_parsers_reject_and_stay_under_the_gate(tmp_path):
     """At demo scale (20k clients, seed 7): a realistic share of bad rows, duplicates included, below 1 %."""
     import datetime as dt
-    import importlib.machinery
-    import importlib.util
 
     import pyarrow.parquet as pq
 
-    from tests.conftest import REPO
+    import nightshift.sample as generator
 
-    loader = importlib.machinery.SourceFileLoader("make_sample_data", str(REPO / "bin" / "make-sample-data"))
-    generator = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
-    loader.exec_module(generator)
     day = dt.date(2026, 2, 28)
     stats = generator.generate(str(tmp_path), day, days=1, clients=20_000, seed=7)
 

@@ -1,4 +1,5 @@
-"""bin/make-sample-data: layout, schemas, determinism, bad rows, drift and labels of the sample generator."""
+"""nightshift.sample: layout, schemas, determinism, bad rows, drift, concept drift and labels of the generator."""
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -8,14 +9,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sklearn.metrics import roc_auc_score
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bin" / "make-sample-data"
+from nightshift.sample import main
+
+WRAPPER = Path(__file__).resolve().parents[2] / "bin" / "make-sample-data"
 END = dt.date(2026, 2, 28)
 
 # The valid salary texts the generator documents; anything else is a bad row.
@@ -35,9 +40,16 @@ VALID_SALARY = {
 
 
 def run(root, *args, days=4, clients=300, check=True):
-    cmd = [sys.executable, str(SCRIPT), "--root", str(root), "--end", END.isoformat(),
-           "--days", str(days), "--clients", str(clients), *map(str, args)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    """main() in this process, its exit code and output captured like a subprocess's."""
+    argv = ["--root", str(root), "--end", END.isoformat(), "--days", str(days), "--clients", str(clients),
+            *map(str, args)]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exit_:
+            code = exit_.code
+    result = SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -229,6 +241,42 @@ def test_drift_shifts_the_true_risk_of_the_last_day_only(tmp_path):
         0.5 * calm_salary.map(lambda s: _safe(salary_per_month, s)).median()
 
 
+def test_concept_drift_changes_how_labels_relate_to_the_features_from_its_date_on(tmp_path):
+    calm, shifted = tmp_path / "calm", tmp_path / "shifted"
+    since = day(-4)
+    run(calm, "--seed", 6, "--label-lag", 1, days=12, clients=5_000)
+    run(shifted, "--seed", 6, "--label-lag", 1, "--concept-drift-from", since, days=12, clients=5_000)
+
+    changed = sorted(str(p.relative_to(calm)) for p in calm.rglob("*.*")
+                     if p.read_bytes() != (shifted / p.relative_to(calm)).read_bytes())
+    assert changed == sorted([f"raw/labels/dt={day(k)}/labels.csv" for k in range(-4, 0)]
+                             + [f"truth/dt={day(k)}/truth.parquet" for k in range(-4, 2)])
+
+    def labelled(root, first, last):
+        """(old true probability, label) pairs of scoring dates first..last; `calm` holds the old truth."""
+        frames = []
+        for k in range(first, last + 1):
+            truth = pq.read_table(Path(calm, "truth", f"dt={day(k)}", "truth.parquet")).to_pandas()
+            labels = pd.read_csv(Path(root, "raw/labels", f"dt={day(k)}", "labels.csv"))
+            frames.append(truth.merge(labels, on="client_id", validate="1:1"))
+        frame = pd.concat(frames)
+        return frame.p_default.to_numpy(), frame.defaulted.to_numpy()
+
+    before = roc_auc_score(*labelled(shifted, -10, -5)[::-1])
+    after = roc_auc_score(*labelled(shifted, -4, -1)[::-1])
+    unshifted = roc_auc_score(*labelled(calm, -4, -1)[::-1])
+    assert before > 0.68 and unshifted > 0.68
+    assert after < min(before, unshifted) - 0.1, (before, unshifted, after)
+
+    # the new labels follow the new truth, and the default rate is about the same as before
+    new_p = np.concatenate([pq.read_table(Path(shifted, "truth", f"dt={day(k)}", "truth.parquet"))
+                            .column("p_default").to_numpy() for k in range(-4, 0)])
+    _, new_y = labelled(shifted, -4, -1)
+    assert roc_auc_score(new_y, new_p) > after + 0.05
+    old_p, _ = labelled(calm, -4, -1)
+    assert abs(new_p.mean() - old_p.mean()) < 0.2 * old_p.mean()
+
+
 def _safe(parse, text):
     try:
         return parse(text)
@@ -277,7 +325,7 @@ def test_rerun_replaces_a_partition_and_cleans_leftovers(small, tmp_path):
 
 
 def test_a_killed_run_leaves_no_flagged_partition_with_partial_data(tmp_path):
-    cmd = [sys.executable, str(SCRIPT), "--root", str(tmp_path), "--end", END.isoformat(),
+    cmd = [sys.executable, "-m", "nightshift.sample", "--root", str(tmp_path), "--end", END.isoformat(),
            "--days", "60", "--clients", "50000", "--seed", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -311,18 +359,38 @@ def test_a_killed_run_leaves_no_flagged_partition_with_partial_data(tmp_path):
     (["--encoding", "latin-1"], "--encoding"),
 ])
 def test_bad_arguments_fail_with_a_clear_message(tmp_path, args, message):
-    base = {"--root": str(tmp_path), "--end": END.isoformat(), "--days": "2", "--clients": "10"}
+    base = {"--end": END.isoformat(), "--days": "2", "--clients": "10"}
     for key, value in zip(args[::2], args[1::2]):
         base[key] = value
-    cmd = [sys.executable, str(SCRIPT)] + [x for pair in base.items() for x in pair]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    result = run(tmp_path, *[x for pair in base.items() for x in pair], check=False)
     assert result.returncode == 2
     assert message in result.stderr
     assert not (tmp_path / "raw").exists()
 
 
 def test_missing_required_argument_is_named(tmp_path):
-    result = subprocess.run([sys.executable, str(SCRIPT), "--root", str(tmp_path), "--days", "2"],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2
-    assert "--end" in result.stderr and "--clients" in result.stderr
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        main(["--root", str(tmp_path), "--days", "2"])
+    assert exit_.value.code == 2
+    assert "--end" in err.getvalue() and "--clients" in err.getvalue()
+
+
+def test_the_bin_wrapper_runs_the_module_with_root_relative_to_the_caller(tmp_path):
+    """bin/make-sample-data is the operators' entry: same files as main(), --root taken from the caller's cwd."""
+    if not (WRAPPER.parents[1] / ".venv" / "bin" / "python").exists():
+        pytest.skip("bin/make-sample-data runs the checkout's .venv, which does not exist here")
+    args = ["--end", END.isoformat(), "--days", "2", "--clients", "200", "--seed", "5", "--label-lag", "0"]
+    result = subprocess.run([str(WRAPPER), "--root", "via-wrapper", *args], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "make-sample-data: 2 days" in result.stdout
+    run(tmp_path / "direct", *args[6:], days=2, clients=200)
+    files = sorted(p.relative_to(tmp_path / "direct") for p in (tmp_path / "direct").rglob("*") if p.is_file())
+    assert files and files == sorted(p.relative_to(tmp_path / "via-wrapper")
+                                     for p in (tmp_path / "via-wrapper").rglob("*") if p.is_file())
+    for name in files:
+        assert (tmp_path / "via-wrapper" / name).read_bytes() == (tmp_path / "direct" / name).read_bytes(), name
+
+    helped = subprocess.run([str(WRAPPER), "--help"], capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and "--concept-drift-from" in helped.stdout
