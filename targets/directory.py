@@ -1,4 +1,5 @@
 """Folder targets: complete only when their `_SUCCESS` flag exists, written whole or not at all."""
+import json
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -7,6 +8,26 @@ import luigi
 from targets import fs
 
 SUCCESS = fs.FLAG
+# What made the folder (written by the task that wrote it, inside the same atomic write): see docs/provenance.md.
+MANIFEST = "_manifest.json"
+
+
+def encode_manifest(manifest: dict) -> bytes:
+    return json.dumps(manifest, indent=2, sort_keys=True, default=str, ensure_ascii=False).encode()
+
+
+def decode_manifest(uri: str) -> dict | None:
+    """The manifest at `uri`; None when there is none. One that cannot be parsed comes back as
+    {"unreadable": why}: it proves nothing, so its folder counts as stale, never as unknown."""
+    try:
+        data = fs.read_bytes(uri)
+    except OSError:
+        return None
+    try:
+        manifest = json.loads(data)
+    except ValueError as exc:
+        return {"unreadable": f"{uri}: {exc}"}
+    return manifest if isinstance(manifest, dict) else {"unreadable": f"{uri}: not a JSON object"}
 
 
 class DirectoryTarget(luigi.Target):
@@ -33,12 +54,25 @@ class DirectoryTarget(luigi.Target):
         return fs.join(self.uri, name)
 
     @contextmanager
-    def temporary_path(self) -> Iterator[str]:
-        """Write the whole folder under a hidden sibling; it becomes the target (flagged) on success."""
+    def temporary_path(self, manifest: dict | None = None) -> Iterator[str]:
+        """Write the whole folder under a hidden sibling; it becomes the target (flagged) on success.
+
+        `manifest`, when given, is written as `_manifest.json` into the folder before it becomes the target,
+        so the record of what made the data is never missing from, nor older than, the data.
+        """
         with fs.temporary_dir(self.uri) as tmp:
             yield tmp
+            if manifest is not None:
+                self._write_manifest(tmp, manifest)
             if not fs.is_file(fs.join(tmp, SUCCESS)):
                 fs.write_bytes(fs.join(tmp, SUCCESS), b"")
+
+    def _write_manifest(self, folder: str, manifest: dict) -> None:
+        fs.write_bytes(fs.join(folder, MANIFEST), encode_manifest(manifest))
+
+    def manifest(self) -> dict | None:
+        """The folder's `_manifest.json` (None for a folder written before manifests existed, or absent)."""
+        return decode_manifest(self.file(MANIFEST))
 
     def write_file(self, name: str, data: bytes) -> None:
         """Write one file into the folder in place (atomically), without flagging the folder complete."""
@@ -47,8 +81,15 @@ class DirectoryTarget(luigi.Target):
     def read_file(self, name: str) -> bytes:
         return fs.read_bytes(self.file(name))
 
-    def mark_complete(self) -> None:
+    def mark_complete(self, manifest: dict | None = None) -> None:
+        """Flag a folder written in place complete, its manifest (if any) written just before the flag."""
+        if manifest is not None:
+            self._write_manifest(self.uri, manifest)
         fs.write_bytes(self.file(SUCCESS), b"")
+
+    def write_manifest(self, manifest: dict) -> None:
+        """Give an existing folder a manifest (adopting a folder written before manifests existed)."""
+        self._write_manifest(self.uri, manifest)
 
     def remove(self) -> bool:
         return fs.delete(self.uri)
@@ -58,15 +99,20 @@ class ParquetTarget(DirectoryTarget):
     """A parquet dataset folder, written by Spark (`spark_path`) or from pandas, read back as either."""
 
     # pyarrow's dataset and parquet modules load pandas: imported on use, so scheduling never pays for them.
-    def write_pandas(self, frame) -> None:
+    def write_pandas(self, frame, manifest: dict | None = None) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        with self.temporary_path() as tmp:
+        with self.temporary_path(manifest) as tmp:
             filesystem, path = fs.resolve(tmp)
             filesystem.create_dir(path, recursive=True)
             pq.write_table(table, f"{path}/part-00000.parquet", filesystem=filesystem)
+
+    def _write_manifest(self, folder: str, manifest: dict) -> None:
+        if manifest.get("rows") is None:
+            manifest = {**manifest, "rows": parquet_rows(folder)}
+        super()._write_manifest(folder, manifest)
 
     def schema(self):
         """The dataset's columns and types (a pyarrow Schema), from the parquet footers (no data is read)."""
@@ -83,3 +129,20 @@ class ParquetTarget(DirectoryTarget):
 
     def read_pandas(self, columns: list[str] | None = None):
         return self.read_arrow(columns).to_pandas()
+
+
+def parquet_rows(uri: str) -> int | None:
+    """Rows of the parquet files of a folder, from their footers (no data is read); None if one is unreadable."""
+    import pyarrow.parquet as pq
+
+    filesystem, path = fs.resolve(uri)
+    total = 0
+    for name in fs.list_dir(uri):
+        if name.startswith(("_", ".")):
+            continue
+        try:
+            with filesystem.open_input_file(f"{path}/{name}") as f:
+                total += pq.read_metadata(f).num_rows
+        except (OSError, ValueError):
+            return None
+    return total

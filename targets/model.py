@@ -12,11 +12,12 @@ METADATA_FILE = "metadata.json"
 class ModelTarget(DirectoryTarget):
     """models/M/: `model.pkl` + `metadata.json`, written whole; how a model becomes bytes is the caller's."""
 
-    def save(self, model: Any, dump: Callable[[Any], bytes], metadata: Callable[[bytes], dict]) -> dict:
-        """Serialise with `dump`, build metadata from the exact bytes written, write both atomically."""
+    def save(self, model: Any, dump: Callable[[Any], bytes], metadata: Callable[[bytes], dict],
+             manifest: dict | None = None) -> dict:
+        """Serialise with `dump`, build metadata from the exact bytes written, write both (and `manifest`) atomically."""
         blob = dump(model)
         meta = metadata(blob)
-        with self.temporary_path() as tmp:
+        with self.temporary_path(manifest) as tmp:
             fs.write_bytes(fs.join(tmp, MODEL_FILE), blob)
             fs.write_bytes(fs.join(tmp, METADATA_FILE), json.dumps(meta, indent=2, default=str).encode())
         return meta

@@ -1,5 +1,6 @@
 """Publish marker: a row in the database's publish_log, the proof that a day reached production."""
 import datetime as dt
+import json
 from functools import lru_cache
 
 import luigi
@@ -39,6 +40,14 @@ def column_summary(url: str, table: str, column: str, day: dt.date, edges: list[
             "counts": [int(c or 0) for c in row[2:]]}
 
 
+def add_missing_column(conn: sa.engine.Connection, table: str, column: str, sql_type: str) -> bool:
+    """ALTER TABLE a table made by an older release to hold a nullable column it lacks; True when added."""
+    if column in {c["name"] for c in sa.inspect(conn).get_columns(table)}:
+        return False
+    conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
+    return True
+
+
 class PublishMarker(luigi.Target):
     """Exists exactly when `publish_log` holds a row for `score_date`."""
 
@@ -67,4 +76,29 @@ class PublishMarker(luigi.Target):
             return False
         with eng.begin() as conn:
             result = conn.execute(sa.text(f"DELETE FROM {self.table} WHERE score_date = :d"), {"d": self.score_date})
+        return result.rowcount > 0
+
+    def manifest(self) -> dict | None:
+        """The manifest recorded with the day's marker row (None: not published, or published before manifests)."""
+        eng = engine(self.url)
+        inspector = sa.inspect(eng)
+        if not inspector.has_table(self.table) or "manifest" not in {c["name"] for c in inspector.get_columns(self.table)}:
+            return None
+        with eng.connect() as conn:
+            text = conn.execute(sa.text(f"SELECT manifest FROM {self.table} WHERE score_date = :d"),
+                                {"d": self.score_date}).scalar()
+        if text is None:
+            return None
+        try:
+            manifest = json.loads(text)
+        except ValueError as exc:
+            return {"unreadable": f"{self.table} {self.score_date}: {exc}"}
+        return manifest if isinstance(manifest, dict) else {"unreadable": f"{self.table} {self.score_date}: not an object"}
+
+    def write_manifest(self, manifest: dict) -> bool:
+        """Record `manifest` on an existing marker row (adopting a day published before manifests); True if the row exists."""
+        with engine(self.url).begin() as conn:
+            add_missing_column(conn, self.table, "manifest", "TEXT")
+            result = conn.execute(sa.text(f"UPDATE {self.table} SET manifest = :m WHERE score_date = :d"),
+                                  {"m": json.dumps(manifest, sort_keys=True, default=str), "d": self.score_date})
         return result.rowcount > 0

@@ -24,6 +24,7 @@ from targets import fs
 from targets.directory import ParquetTarget
 from tasks import config
 from tasks.errors import DataQualityError, SchemaError
+from tasks.provenance import Recorded
 from tasks.raw import RawClients, RawTransactions
 from tasks.spark import SparkTask, session
 
@@ -163,18 +164,21 @@ def _reason_counts(flagged) -> tuple[int, dict[str, int]]:
     return sum(counts.values()), {reason: n for reason, n in counts.items() if reason is not None}
 
 
-def write_quarantine(target: ParquetTarget, rejected, source: str, total: int, counts: dict[str, int]) -> None:
+def write_quarantine(target: ParquetTarget, rejected, source: str, total: int, counts: dict[str, int],
+                     manifest: dict | None = None) -> None:
     """The rejected rows as parquet, with `_counts.json` (source, rows read, rejected per reason) beside them."""
     summary = {"source": source, "rows": total, "rejected": counts}
-    with target.temporary_path() as tmp:
+    with target.temporary_path(manifest) as tmp:
         rejected.coalesce(1).write.parquet(tmp)  # a small share of the rows: one file, not one per partition
         fs.write_bytes(fs.join(tmp, QUARANTINE_COUNTS), json.dumps(summary, indent=2, ensure_ascii=False).encode())
 
 
-class ClientFeatures(SparkTask):
+class ClientFeatures(Recorded, SparkTask):
     """features/clients/date=D: is_male, age, salary_rub_month of every valid client of the D-1 snapshot."""
 
     date = luigi.DateParameter()
+    config_keys = ("raw.encoding", "raw.salary_min", "raw.salary_max", "raw.age_min", "raw.age_max")
+    frozen_by_publish = True
 
     def requires(self):
         return RawClients(self.date - DAY)
@@ -198,12 +202,12 @@ class ClientFeatures(SparkTask):
         rejected = cleaned.where(F.col("reason").isNotNull()).select(
             *[F.col(f"raw_{name}").alias(name) for name in CLIENT_COLUMNS], "reason", F.col("raw_line").alias("line")
         )
-        write_quarantine(self.quarantine(), rejected, source, total, counts)
+        write_quarantine(self.quarantine(), rejected, source, total, counts, self.manifest())
         check_quarantine_rate(source, total, counts, max_rate, self.quarantine().uri)
         valid = cleaned.where(F.col("reason").isNull()).select(
             "client_id", F.col("is_male").cast("int"), F.col("age").cast("int"), "salary_rub_month"
         )
-        with self.output().temporary_path() as tmp:
+        with self.output().temporary_path(self.manifest()) as tmp:
             valid.write.parquet(tmp)
         cleaned.unpersist()
 
@@ -286,7 +290,7 @@ def aggregate_day(transactions, day: dt.date):
     ).withColumn("day", F.lit(day))
 
 
-class TransactionDaily(SparkTask):
+class TransactionDaily(Recorded, SparkTask):
     """features/transactions_daily/date=d: per client aggregates of day d, computed once and reused by every window."""
 
     date = luigi.DateParameter()
@@ -308,10 +312,11 @@ class TransactionDaily(SparkTask):
         total, counts = _reason_counts(flagged)
         if total == 0:
             raise SchemaError(f"{source}: no data rows in {', '.join(check_transaction_files(source))}")
-        write_quarantine(self.quarantine(), flagged.where(F.col("reason").isNotNull()), source, total, counts)
+        write_quarantine(self.quarantine(), flagged.where(F.col("reason").isNotNull()), source, total, counts,
+                         self.manifest())
         check_quarantine_rate(source, total, counts, config.validate().max_quarantine_rate, self.quarantine().uri)
         daily = aggregate_day(flagged.where(F.col("reason").isNull()), self.date)
-        with self.output().temporary_path() as tmp:
+        with self.output().temporary_path(self.manifest()) as tmp:
             daily.coalesce(1).write.parquet(tmp)
         flagged.unpersist()
 
@@ -334,10 +339,12 @@ def feature_windows() -> list[int]:
     return sorted({SHORT_WINDOW_DAYS, config.features().window_days})
 
 
-class TransactionFeatures(SparkTask):
+class TransactionFeatures(Recorded, SparkTask):
     """features/transactions/date=D: 7- and window_days-day windows of the daily aggregates before D."""
 
     date = luigi.DateParameter()
+    config_keys = ("features.window_days",)
+    frozen_by_publish = True
 
     def requires(self):
         return [TransactionDaily(day) for day in window_dates(self.date, max(feature_windows()))]
@@ -347,7 +354,7 @@ class TransactionFeatures(SparkTask):
 
     def run(self):
         daily = session().read.parquet(*[target.spark_path for target in self.input()])
-        with self.output().temporary_path() as tmp:
+        with self.output().temporary_path(self.manifest()) as tmp:
             window_features(daily, self.date, feature_windows()).write.parquet(tmp)
 
 
@@ -355,10 +362,12 @@ def transaction_feature_names() -> list[str]:
     return window_feature_names(feature_windows())
 
 
-class FeatureTable(SparkTask):
+class FeatureTable(Recorded, SparkTask):
     """features/table/date=D: one row per valid client of the snapshot; no transactions means zeros."""
 
     date = luigi.DateParameter()
+    config_keys = ("features.window_days",)
+    frozen_by_publish = True
 
     def requires(self):
         return {"clients": ClientFeatures(self.date), "transactions": TransactionFeatures(self.date)}
@@ -371,7 +380,7 @@ class FeatureTable(SparkTask):
         clients = spark.read.parquet(self.input()["clients"].spark_path)
         transactions = spark.read.parquet(self.input()["transactions"].spark_path)
         table = clients.join(transactions, "client_id", "left").fillna(0.0, subset=transaction_feature_names())
-        with self.output().temporary_path() as tmp:
+        with self.output().temporary_path(self.manifest()) as tmp:
             table.write.parquet(tmp)
 
 

@@ -10,14 +10,17 @@ from targets.directory import ParquetTarget
 from targets.model import MODEL_FILE
 from tasks import config
 from tasks.features import FeatureTable
+from tasks.provenance import Recorded
 from tasks.spark import SparkTask, session
 from tasks.train import TrainModel
 
 
-class Predict(SparkTask):
+class Predict(Recorded, SparkTask):
     """predictions/date=D: client_id, score, model_version for every row of FeatureTable(D)."""
 
     date = luigi.DateParameter()
+    config_keys = ("model.retrain",)
+    frozen_by_publish = True
 
     def requires(self):
         return {"table": FeatureTable(self.date), "model": TrainModel(model_date(self.date, config.model().retrain))}
@@ -41,5 +44,5 @@ class Predict(SparkTask):
                                   digest=meta["sha256"], features=features, version=meta["model_version"])
         table = spark.read.parquet(table_target.spark_path)
         scored = table.select(KEY, *features).mapInPandas(score, spark_ddl(PREDICTION_SCHEMA))
-        with self.output().temporary_path() as tmp:
+        with self.output().temporary_path(self.manifest()) as tmp:
             scored.write.parquet(fs.spark_uri(tmp))

@@ -11,10 +11,11 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from nightshift.schema import PREDICTION_COLUMNS, REPORT_FILE
-from targets.sql import PublishMarker, engine
+from targets.sql import PublishMarker, add_missing_column, engine
 from tasks import config
 from tasks.errors import ExplainsFailures
 from tasks.predict import Predict
+from tasks.provenance import Recorded
 from tasks.validate import ValidatePredictions
 
 CHUNK_ROWS = 10_000
@@ -38,6 +39,8 @@ PUBLISH_LOG = sa.Table(
     sa.Column("verdict", sa.String(16), nullable=True),
     sa.Column("approved_by", sa.String(128), nullable=True),
     sa.Column("note", sa.Text, nullable=True),
+    # What the published batch was made from (docs/provenance.md); absent in tables made by older releases.
+    sa.Column("manifest", sa.Text, nullable=True),
 )
 LATEST_VIEW = (
     "CREATE VIEW predictions_latest AS SELECT * FROM predictions "
@@ -131,9 +134,10 @@ def bulk_load(conn: sa.engine.Connection, day: dt.date, records: Iterable[Record
 
 
 def replace_day(conn: sa.engine.Connection, day: dt.date, records: Iterable[Record], verdict: str | None = None,
-                approval: dict | None = None) -> int:
+                approval: dict | None = None, manifest: dict | None = None) -> int:
     """Inside the caller's transaction: delete the day's rows, load the new ones, write the marker, (re)make the view."""
     METADATA.create_all(conn)
+    add_missing_column(conn, PUBLISH_LOG.name, "manifest", "TEXT")
     conn.execute(PREDICTIONS.delete().where(PREDICTIONS.c.score_date == day))
     conn.execute(PUBLISH_LOG.delete().where(PUBLISH_LOG.c.score_date == day))
     loaded = bulk_load(conn, day, records)
@@ -142,6 +146,7 @@ def replace_day(conn: sa.engine.Connection, day: dt.date, records: Iterable[Reco
         score_date=day, rows=loaded["rows"], model_version=",".join(sorted(loaded["versions"])),
         published_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
         verdict=verdict, approved_by=approval.get("by"), note=approval.get("reason"),
+        manifest=None if manifest is None else json.dumps({**manifest, "rows": loaded["rows"]}, sort_keys=True, default=str),
     ))
     conn.execute(sa.text("DROP VIEW IF EXISTS predictions_latest"))
     conn.execute(sa.text(LATEST_VIEW))
@@ -149,16 +154,17 @@ def replace_day(conn: sa.engine.Connection, day: dt.date, records: Iterable[Reco
 
 
 def publish_day(url: str, day: dt.date, records: Iterable[Record], verdict: str | None = None,
-                approval: dict | None = None) -> int:
+                approval: dict | None = None, manifest: dict | None = None) -> int:
     """Replace `day` in the database at `url` in one transaction: all of it is visible afterwards, or none."""
     with engine(url).begin() as conn:
-        return replace_day(conn, day, records, verdict, approval)
+        return replace_day(conn, day, records, verdict, approval, manifest)
 
 
-class Publish(ExplainsFailures, luigi.Task):
+class Publish(Recorded, ExplainsFailures, luigi.Task):
     """The day's validated predictions in the production tables; done when publish_log has the day."""
 
     date = luigi.DateParameter()
+    rebuild_when_stale = False  # published history changes only when someone asks (bin/invalidate)
 
     def requires(self):
         return {"validation": ValidatePredictions(self.date), "predictions": Predict(self.date)}
@@ -169,4 +175,5 @@ class Publish(ExplainsFailures, luigi.Task):
     def run(self):
         report = json.loads(self.input()["validation"].read_file(REPORT_FILE))
         table = self.input()["predictions"].read_arrow()
-        publish_day(self.output().url, self.date, arrow_records(table), report["verdict"], report.get("approval"))
+        publish_day(self.output().url, self.date, arrow_records(table), report["verdict"], report.get("approval"),
+                    self.manifest())

@@ -16,6 +16,7 @@ from targets.model import MODEL_FILE, ModelTarget
 from tasks import config
 from tasks.errors import ConfigurationError, ExplainsFailures, NotEnoughSnapshots, SchemaError
 from tasks.features import FeatureTable
+from tasks.provenance import Recorded
 from tasks.raw import RawLabels
 from tasks.spark import SparkTask, session
 
@@ -78,10 +79,12 @@ def sample_snapshot(table, labels, day: dt.date, max_rows: int, seed: int):
     return joined.orderBy(rank, KEY).limit(max_rows)
 
 
-class TrainingSet(SparkTask):
+class TrainingSet(Recorded, SparkTask):
     """training/date=M: a seeded sample of the labelled feature rows of past snapshots whose labels landed by M."""
 
     date = luigi.DateParameter(description="Model date M.")
+    config_keys = ("model.training_snapshots", "model.snapshot_spacing_days", "model.label_lag_days",
+                   "model.min_training_snapshots", "model.max_rows_per_snapshot", "model.seed")
 
     def requires(self):
         found = snapshots_for(self.date)
@@ -113,7 +116,7 @@ class TrainingSet(SparkTask):
                 raise SchemaError(f"{inputs['labels'].file(LABELS_FILE)}: no labelled client is in "
                                   f"{inputs['table'].uri} (0 rows after joining on {KEY})")
             parts.append(part)
-        with self.output().temporary_path() as tmp:
+        with self.output().temporary_path(self.manifest()) as tmp:
             functools.reduce(lambda a, b: a.unionByName(b), parts).coalesce(1).write.parquet(fs.spark_uri(tmp))
             fs.write_bytes(fs.join(tmp, SNAPSHOTS_FILE), json.dumps(counts, indent=2).encode())
         for part in parts:
@@ -139,10 +142,11 @@ def library_versions() -> dict[str, str]:
             "pyarrow": pa.__version__, "pyspark": pyspark.__version__, "luigi": luigi.__version__}
 
 
-class TrainModel(ExplainsFailures, luigi.Task):
+class TrainModel(Recorded, ExplainsFailures, luigi.Task):
     """models/M/: the fitted model and metadata.json (features, holdout quality, reference histogram)."""
 
     date = luigi.DateParameter(description="Model date M.")
+    config_keys = ("model.seed", "model.max_rows_per_snapshot")
 
     def requires(self):
         return TrainingSet(self.date)
@@ -179,4 +183,4 @@ class TrainModel(ExplainsFailures, luigi.Task):
             return {"model_version": modeling.model_version(self.date, digest), "model_file": MODEL_FILE,
                     "sha256": digest, **meta}
 
-        self.output().save(model, modeling.dump_model, finish)
+        self.output().save(model, modeling.dump_model, finish, self.manifest(rows=len(data)))

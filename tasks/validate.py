@@ -14,6 +14,7 @@ from tasks import config
 from tasks.errors import ApprovalError, ExplainsFailures, PredictionsRejected
 from tasks.features import quarantine_counts
 from tasks.predict import Predict
+from tasks.provenance import Recorded
 
 
 def read_approval(report_dir: DirectoryTarget) -> dict | None:
@@ -121,10 +122,12 @@ def render_html(report: dict) -> str:
     )
 
 
-class ValidatePredictions(ExplainsFailures, luigi.Task):
+class ValidatePredictions(Recorded, ExplainsFailures, luigi.Task):
     """reports/date=D/: validation.json + report.html; complete (flagged) only for an accepted or approved batch."""
 
     date = luigi.DateParameter()
+    config_keys = ("validate.psi_warn", "validate.psi_fail", "validate.max_mean_shift", "validate.max_quarantine_rate")
+    frozen_by_publish = True
 
     def requires(self):
         return Predict(self.date)
@@ -167,7 +170,7 @@ class ValidatePredictions(ExplainsFailures, luigi.Task):
         report_dir.write_file(HTML_FILE, render_html(report).encode())
         if report["verdict"] == "rejected":
             raise PredictionsRejected(rejection_message(report, report_dir.file(HTML_FILE)))
-        report_dir.mark_complete()
+        report_dir.mark_complete(self.manifest(rows=report["rows"]))
 
     def previous_day(self, edges: list[float]) -> dict | None:
         """Mean and histogram (today's bins) of the last day in production before this one."""
