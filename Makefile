@@ -19,7 +19,7 @@ venv: $(VENV)/.installed
 demo: venv
 	$(PY) -m nightshift.sample --root data --end $$(date -d '$(DEMO_DATE) -1 day' +%F) --days $(DEMO_DAYS) --clients $(DEMO_CLIENTS) --seed 7
 	$(VENV)/bin/luigi --module tasks DailyScoring --date $(DEMO_DATE) --local-scheduler
-	$(PY) bin/summary --date $(DEMO_DATE)
+	bin/summary --date $(DEMO_DATE)
 
 test: venv
 	$(PY) -m pytest -q tests

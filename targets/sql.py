@@ -26,6 +26,17 @@ def previous_publication(url: str, before: dt.date, table: str = "publish_log") 
     return day
 
 
+def publication(url: str, day: dt.date, table: str = "publish_log") -> dict | None:
+    """The marker row of `day`: rows, model_version, published_at (None when the day is not published)."""
+    eng = engine(url)
+    if not sa.inspect(eng).has_table(table):
+        return None
+    with eng.connect() as conn:
+        row = conn.execute(sa.text(f"SELECT rows, model_version, published_at FROM {table} WHERE score_date = :d"),
+                           {"d": day}).first()
+    return None if row is None else {"rows": row[0], "model_version": row[1], "published_at": row[2]}
+
+
 def column_summary(url: str, table: str, column: str, day: dt.date, edges: list[float]) -> dict:
     """Mean, row count and histogram (bins [e_i, e_i+1), the last one closed) of one day's column, computed in the database."""
     bins = []

@@ -1,5 +1,8 @@
 """The model's maths without Spark: a calibrated pipeline, its report, safe loading and the feature check."""
 import datetime as dt
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -92,3 +95,45 @@ def test_derived_ratios_keep_a_missing_salary_missing_and_share_zero_without_spe
     out = modeling.derived_features(rows)
     assert out["spend_7d_to_salary"].iloc[0] == 0.5 and np.isnan(out["spend_7d_to_salary"].iloc[1])
     assert out["risky_spend_7d_share"].tolist() == [0.2, 0.0, 0.0]
+
+
+def test_a_model_file_loads_where_neither_tasks_nor_luigi_can_be_imported(trained, tmp_path):
+    _, model, _ = trained
+    blob = modeling.dump_model(model)
+    (tmp_path / "model.pkl").write_bytes(blob)
+    holdout = frame(50, 3, "2026-01-15")
+    holdout.to_parquet(tmp_path / "rows.parquet")
+    expected = modeling.score(model, holdout, FEATURES)
+    script = f"""
+import sys
+sys.modules["tasks"] = sys.modules["luigi"] = sys.modules["targets"] = None  # any import of them fails
+import pandas as pd
+from nightshift import modeling
+blob = open({str(tmp_path / "model.pkl")!r}, "rb").read()
+model = modeling.load_model(blob, modeling.sha256(blob), "model.pkl", modeling.installed_versions())
+scores = modeling.score(model, pd.read_parquet({str(tmp_path / "rows.parquet")!r}), {FEATURES!r})
+print(",".join(repr(float(s)) for s in scores))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    np.testing.assert_array_equal(np.array([float(s) for s in out.split(",")]), expected)
+    assert b"tasks." not in blob and b"nightshift.modeling" in blob
+
+
+def test_a_model_written_by_another_scikit_learn_minor_version_is_refused_naming_both(trained):
+    _, model, _ = trained
+    blob = modeling.dump_model(model)
+    installed = modeling.installed_versions()
+    major, minor = installed["scikit-learn"].split(".")[:2]
+    recorded = {**installed, "scikit-learn": f"{major}.{int(minor) + 1}.0"}
+    with pytest.raises(ModelIntegrityError, match=rf"scikit-learn {major}\.{int(minor) + 1}\.0, "
+                                                  rf"{re.escape(installed['scikit-learn'])} is installed.*retrain"):
+        modeling.load_model(blob, modeling.sha256(blob), "models/2026-01-05/model.pkl", recorded)
+    patch_only = {**installed, "scikit-learn": f"{major}.{minor}.999"}
+    assert modeling.load_model(blob, modeling.sha256(blob), "model.pkl", patch_only) is not None
+
+
+def test_a_model_pickled_before_the_core_package_existed_is_refused_with_the_fix():
+    # A pickle naming a module that is gone, as one from before the move to nightshift/ names tasks.modeling.
+    blob = b"\x80\x04\x95#\x00\x00\x00\x00\x00\x00\x00\x8c\x0etasks.modeling\x94\x8c\x10derived_features\x94\x93\x94."
+    with pytest.raises(ModelIntegrityError, match=r"module 'tasks(\.modeling)?'.*retrain"):
+        modeling.load_model(blob, modeling.sha256(blob), "models/2026-01-05/model.pkl")

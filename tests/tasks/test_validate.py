@@ -113,7 +113,7 @@ def test_bin_approve_refuses_a_day_that_was_not_rejected(scored_root, tmp_path):
     cfg = tmp_path / "overlay.cfg"
     cfg.write_text(f"[paths]\nroot = {scored_root}\n")
     env = {**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}
-    run = subprocess.run([sys.executable, "bin/approve", "--date", SCORE_DATE.isoformat(), "--reason", "why not"],
+    run = subprocess.run([str(REPO / "bin" / "approve"), "--date", SCORE_DATE.isoformat(), "--reason", "why not"],
                          cwd=REPO, env=env, capture_output=True, text=True)
     assert run.returncode == 1
     assert f"the batch of {SCORE_DATE} was accepted, not rejected" in run.stderr
@@ -178,7 +178,7 @@ def test_a_drifted_day_stops_at_the_gate_with_exit_30_and_a_mail_then_approval_p
     assert [m["Subject"] for m in mailbox.messages] == [f"nightshift {DRIFT_DATE}: batch rejected"]
     assert "  - psi = " in mailbox.messages[0].get_payload()[0].get_payload(decode=True).decode()
 
-    approved = subprocess.run([sys.executable, "bin/approve", "--date", DRIFT_DATE.isoformat(), "--reason",
+    approved = subprocess.run([str(REPO / "bin" / "approve"), "--date", DRIFT_DATE.isoformat(), "--reason",
                                "salary reform, checked with risk", "--by", "carol"], cwd=REPO,
                               env={**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}, capture_output=True, text=True)
     assert approved.returncode == 0, approved.stderr
