@@ -258,7 +258,10 @@ _recipes = Recipes()
 @functools.cache
 def recipe_of(task_class: type) -> dict:
     """{"recipe", "recipe_parts", "recipe_version"} of a task class, computed once per process."""
-    roots = [_root(task_class), *(_root(item) for item in getattr(task_class, "recipe_functions", ()))]
+    # A task's own class, and the task classes it inherits code from (a subclass that overrides one method).
+    classes = [c for c in task_class.__mro__
+               if c is task_class or (issubclass(c, luigi.Task) and followed(c.__module__))]
+    roots = [*map(_root, classes), *(_root(item) for item in getattr(task_class, "recipe_functions", ()))]
     parts = _recipes.parts(roots)
     version = getattr(task_class, "recipe_version", 0)
     return {"recipe": _digest({"parts": parts, "version": version}), "recipe_parts": parts, "recipe_version": version}
@@ -309,7 +312,7 @@ def library_versions() -> dict[str, str]:
 
 
 def target_label(target) -> str:
-    """The uri a manifest names an input by; a publish marker by its table and day (never its URL)."""
+    """Where an input is: a folder's uri, a publish marker's table and day (never its URL)."""
     uri = getattr(target, "uri", None)
     if uri is not None:
         return uri
@@ -367,8 +370,9 @@ class Provenance:
             for dep in flatten(task.requires()):
                 fingerprint = self.effective(dep)
                 for target in flatten(dep.output()):
-                    inputs[target_label(target)] = fingerprint
-                    sources[target_label(target)] = dep
+                    # Relative to [paths] root: moving the whole root (a copy, a new mount) changes nothing.
+                    inputs[relative(target_label(target))] = fingerprint
+                    sources[relative(target_label(target))] = dep
             values = {**recipe_of(type(task)), "config": settings(getattr(task, "config_keys", ())),
                       "inputs": dict(sorted(inputs.items()))}
             values["fingerprint"] = _digest({k: values[k] for k in ("recipe", "config", "inputs")})
@@ -460,7 +464,7 @@ class Provenance:
                 kind = "input stale"
             else:
                 kind = "input rebuilt"
-            groups.setdefault(kind, []).append(relative(uri))
+            groups.setdefault(kind, []).append(uri)
         reasons = []
         for kind, uris in groups.items():
             if len(uris) <= 3:
@@ -509,21 +513,10 @@ class Stale(NamedTuple):
 
 
 def night_tasks(date: dt.date) -> list[luigi.Task]:
-    """Every task of DailyScoring(date)'s graph, requirements first, through requires() only."""
-    from tasks.pipeline import DailyScoring
+    """Every task of DailyScoring(date)'s graph, through requires() only."""
+    from tasks import graph
 
-    order, seen, stack = [], set(), [(DailyScoring(date=date), False)]
-    while stack:
-        task, expanded = stack.pop()
-        if expanded:
-            order.append(task)
-            continue
-        if task.task_id in seen:
-            continue
-        seen.add(task.task_id)
-        stack.append((task, True))
-        stack.extend((dep, False) for dep in reversed(flatten(task.requires())))
-    return order
+    return list(graph.Graph(graph.night(date)).tasks.values())
 
 
 class NightProvenance(NamedTuple):

@@ -1,6 +1,7 @@
 """Delete a task's target (and, with --downstream, every target that depends on it) so the next run redoes it.
 
     bin/invalidate TASK --date D [--downstream] [--dry-run] [--task-date X]
+    bin/invalidate --stale (--date D | --from A --to B) [--dry-run] [--adopt]
 
 TASK is a task family of DailyScoring(D)'s graph (Predict, FeatureTable, TrainModel, ...). The graph
 is walked through requires() only: no Spark starts. The instance dated D is chosen; a family with
@@ -8,6 +9,11 @@ another date in the graph (TrainModel(M), TransactionDaily(d)) is chosen when it
 or with --task-date. With --downstream, every target of the graph that depends on it is deleted
 too, up to and including Publish's marker row in publish_log (the published rows stay until the
 next publish replaces them). Raw drops are never deleted.
+
+With --stale, the night's stale targets (docs/provenance.md: recorded with another fingerprint than their
+task would record now) are deleted with everything of the night that depends on them, Publish's marker
+included, so the next run redoes exactly those. With --adopt, nothing is deleted: every target of the
+night without a manifest (written before manifests existed) gets one for the current recipe.
 Exit status: 0 done (or nothing to delete), 1 refused (not a task of the graph, a raw drop, ambiguous).
 """
 import argparse
@@ -18,7 +24,8 @@ import luigi
 from luigi.task import flatten
 
 from targets import fs
-from tasks import graph
+from tasks import graph, provenance
+from tasks.cli.status import add_night_arguments, label, nights
 from tasks.validate import APPROVAL_FILE
 
 PROG = "bin/invalidate"
@@ -94,16 +101,74 @@ def delete_targets(tasks: list[luigi.Task], dry_run: bool) -> int:
     return present
 
 
+def invalidate_stale(date: dt.date, dry_run: bool) -> None:
+    """Delete the stale targets of one night and everything of the night that depends on them."""
+    root = graph.night(date)
+    night = graph.Graph(root)
+    report = provenance.night_provenance(date, night.tasks.values())
+    if not report.stale:
+        print(f"DailyScoring({date}): no stale target")
+        return
+    for entry in report.stale:
+        print(f"  stale: {label(entry.task)}: {'; '.join(entry.reasons)}")
+    ids = night.downstream({entry.task.task_id for entry in report.stale})
+    order = [task for task in night.downstream_first(ids) if graph.has_target(task)]
+    verb = "would delete" if dry_run else "deleting"
+    print(f"DailyScoring({date}): {verb} the targets of {len(order)} task(s), downstream first")
+    present = delete_targets(order, dry_run)
+    report_redo(root, date, present, ids, dry_run)
+
+
+def adopt(date: dt.date, dry_run: bool) -> None:
+    """Record the current recipe's manifest in every target of the night that has none."""
+    night = graph.Graph(graph.night(date))
+    report = provenance.night_provenance(date, night.tasks.values())
+    if dry_run:
+        for task in report.unknown:
+            print(f"  would adopt {label(task)}: {describe(task.output())}")
+    else:
+        for task in provenance.adopt(report.unknown):
+            print(f"  adopted {label(task)}: {describe(task.output())}")
+    verb = "Would adopt" if dry_run else "Adopted"
+    print(f"DailyScoring({date}): {verb} {len(report.unknown)} target(s) written before manifests existed")
+    if report.stale:
+        print(f"  {len(report.stale)} stale target(s) stay: bin/invalidate --stale --date {date} removes them")
+
+
+def report_redo(root: luigi.Task, date: dt.date, present: int, ids: set[str], dry_run: bool) -> None:
+    runs, missing = graph.will_run(root, ids if dry_run else ())
+    done, redo = ("Would delete", "would redo") if dry_run else ("Deleted", "redoes")
+    print(f"{done} {present} target(s). The next run of DailyScoring({date}) {redo}: {summarise(runs)}")
+    if missing:
+        print(f"  and waits for raw drops that have not landed: {summarise(missing)}")
+    if runs:
+        print(f"Run it: bin/run-daily --date {date}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("task", metavar="TASK", help="Task family, e.g. Predict.")
-    parser.add_argument("--date", required=True, type=dt.date.fromisoformat, help="Scoring date YYYY-MM-DD.")
+    parser.add_argument("task", metavar="TASK", nargs="?", help="Task family, e.g. Predict.")
+    add_night_arguments(parser)
     parser.add_argument("--downstream", action="store_true", help="Also delete every target that depends on it.")
     parser.add_argument("--dry-run", action="store_true", help="Say what would be deleted and redone; delete nothing.")
     parser.add_argument("--task-date", type=dt.date.fromisoformat,
                         help="The task's own date when the graph holds several (e.g. TransactionDaily).")
+    parser.add_argument("--stale", action="store_true",
+                        help="Delete the night's stale targets and what depends on them (instead of TASK).")
+    parser.add_argument("--adopt", action="store_true",
+                        help="With --stale: write manifests into targets that have none; delete nothing.")
     args = parser.parse_args(argv)
+    if args.stale == (args.task is not None):
+        parser.error("name a TASK, or give --stale")
+    if args.adopt and not args.stale:
+        parser.error("--adopt goes with --stale")
+    if args.stale:
+        for date in nights(args, parser):
+            (adopt if args.adopt else invalidate_stale)(date, args.dry_run)
+        return 0
+    if args.date is None:
+        parser.error("TASK needs --date D")
 
     root = graph.night(args.date)
     night = graph.Graph(root)
@@ -120,14 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     verb = "would delete" if args.dry_run else "deleting"
     print(f"DailyScoring({args.date}): {verb} the targets of {len(order)} task(s), downstream first")
     present = delete_targets(order, args.dry_run)
-
-    runs, missing = graph.will_run(root, ids if args.dry_run else ())
-    done, redo = ("Would delete", "would redo") if args.dry_run else ("Deleted", "redoes")
-    print(f"{done} {present} target(s). The next run of DailyScoring({args.date}) {redo}: {summarise(runs)}")
-    if missing:
-        print(f"  and waits for raw drops that have not landed: {summarise(missing)}")
-    if runs:
-        print(f"Run it: bin/run-daily --date {args.date}")
+    report_redo(root, args.date, present, ids, args.dry_run)
     return 0
 
 

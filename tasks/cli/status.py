@@ -1,12 +1,16 @@
-"""Print DailyScoring(D)'s task graph with what is done, what is pending and which raw drops are missing.
+"""Print DailyScoring(D)'s task graph with what is done, what is pending and which raw drops are missing,
+then every stale target of the night with the reason.
 
     bin/status --date D [--all]
+    bin/status --from A --to B
 
-Reads targets only (files and the publish_log row): no Spark starts. A task that appears several
+Reads targets only (files, manifests and the publish_log row): no Spark starts. A task that appears several
 times in the graph (a TransactionDaily shared by windows) is printed once; later mentions say
 "(above)". Without --all, the inputs of a done task are folded into one line: a done task never
-looks at them again.
-Exit status: 0 when the day is done, 1 when something is pending.
+looks at them again. With --from/--to, one line per night and its stale targets, without the tree.
+A stale target (docs/provenance.md) is rebuilt by the next run that needs it, except a published night's
+own targets: those are listed "published, stale" and stay until bin/invalidate --stale.
+Exit status: 0 when the day (every day of the range) is done, 1 when something is pending.
 """
 import argparse
 import datetime as dt
@@ -14,7 +18,7 @@ import signal
 
 import luigi
 
-from tasks import graph
+from tasks import graph, provenance
 
 MARKS = {graph.DONE: "[done]   ", graph.PENDING: "[pending]", graph.MISSING: "[missing]"}
 
@@ -59,20 +63,71 @@ def render(root: luigi.Task, states: graph.States, show_all: bool) -> list[str]:
     return lines
 
 
+def stale_lines(report: provenance.NightProvenance) -> list[str]:
+    """The night's stale targets with their reasons, and what to do about them."""
+    lines = []
+    for entry in report.stale:
+        mark = "published, stale" if entry.stays else "stale, rebuilt by the next run that needs it"
+        lines.append(f"  {label(entry.task)} [{mark}]: {'; '.join(entry.reasons)}")
+    if report.stale:
+        head = f"{len(report.stale)} stale target(s):"
+        if report.published:
+            head = f"DailyScoring({report.date}) is published, stale: {head}"
+        lines.insert(0, head)
+        lines.append(f"  bin/invalidate --stale --date {report.date} [--dry-run] removes them and what depends on them")
+    if report.unknown:
+        lines.append(f"{len(report.unknown)} target(s) without a manifest (written before manifests existed; not "
+                     f"judged): bin/invalidate --stale --adopt --date {report.date} records them")
+    return lines
+
+
+def nights(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dt.date]:
+    """The nights asked for: --date, or every day from --from to --to."""
+    if args.date is not None:
+        if args.start or args.end:
+            parser.error("give --date or --from/--to, not both")
+        return [args.date]
+    if args.start is None or args.end is None:
+        parser.error("give --date D, or --from A --to B")
+    if args.end < args.start:
+        parser.error(f"--to {args.end} is before --from {args.start}")
+    return [args.start + dt.timedelta(days=i) for i in range((args.end - args.start).days + 1)]
+
+
+def add_night_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--date", type=dt.date.fromisoformat, help="Scoring date YYYY-MM-DD.")
+    parser.add_argument("--from", dest="start", type=dt.date.fromisoformat, help="First night of a range.")
+    parser.add_argument("--to", dest="end", type=dt.date.fromisoformat, help="Last night of a range (included).")
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `bin/status ... | head` ends quietly
     parser = argparse.ArgumentParser(prog="bin/status", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--date", required=True, type=dt.date.fromisoformat, help="Scoring date YYYY-MM-DD.")
+    add_night_arguments(parser)
     parser.add_argument("--all", action="store_true", help="Also unfold the inputs of done tasks.")
     args = parser.parse_args(argv)
-    root = graph.night(args.date)
-    states = graph.States()
-    print("\n".join(render(root, states, args.all)))
-    counts = states.counts()
-    print(f"\n{counts[graph.DONE]} done, {counts[graph.PENDING]} pending, {counts[graph.MISSING]} raw drop(s) missing "
-          f"(of the tasks looked at)")
-    return 0 if states(root) == graph.DONE else 1
+    dates = nights(args, parser)
+    checked = provenance.Provenance()  # one memo for the whole range: shared inputs are fingerprinted once
+    done = True
+    for date in dates:
+        root = graph.night(date)
+        states = graph.States()
+        report = provenance.night_provenance(date, graph.Graph(root).tasks.values(), checked)
+        if args.date is not None:
+            print("\n".join(render(root, states, args.all)))
+            counts = states.counts()
+            print(f"\n{counts[graph.DONE]} done, {counts[graph.PENDING]} pending, {counts[graph.MISSING]} raw drop(s) "
+                  f"missing (of the tasks looked at)")
+        else:
+            state = states(root)
+            stale = f", {len(report.stale)} stale" if report.stale else ""
+            print(f"{MARKS[state]} DailyScoring({date}){stale}")
+        lines = stale_lines(report)
+        if lines:
+            print("\n".join(lines))
+        done = done and states(root) == graph.DONE
+    return 0 if done else 1
 
 
 if __name__ == "__main__":
