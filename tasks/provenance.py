@@ -274,16 +274,22 @@ def short_name(part: str) -> str:
 
 # --- settings, inputs, versions ---------------------------------------------------------------------------------
 
-def settings(keys: Iterable[str]) -> dict[str, Any]:
-    """`section.key` → the value in effect now, read through tasks/config.py's luigi.Config classes."""
+def settings(keys: Iterable[str], sections: dict | None = None) -> dict[str, Any]:
+    """`section.key` → the value in effect now, read through tasks/config.py's luigi.Config classes.
+
+    `sections` keeps the Config instances between calls (reading luigi's configuration is the costly part).
+    """
     from tasks import config
 
+    sections = {} if sections is None else sections
     values = {}
     for key in keys:
         if key in SECRET_SETTINGS:
             raise ValueError(f"{key} is a secret and never recorded in a manifest")
         section, name = key.split(".", 1)
-        value = getattr(getattr(config, section)(), name)
+        if section not in sections:
+            sections[section] = getattr(config, section)()
+        value = getattr(sections[section], name)
         values[key] = value if isinstance(value, (bool, int, float, str)) or value is None else str(value)
     return values
 
@@ -319,11 +325,13 @@ def target_label(target) -> str:
     return f"{target.table}/score_date={target.score_date}"
 
 
-def relative(uri: str) -> str:
+def relative(uri: str, root: str | None = None) -> str:
     """A uri under `[paths] root` as an operator writes it: raw/transactions/dt=2026-03-03."""
-    from tasks import config
+    if root is None:
+        from tasks import config
 
-    root = config.paths().root.rstrip("/") + "/"
+        root = config.paths().root
+    root = root.rstrip("/") + "/"
     return uri[len(root):] if uri.startswith(root) else uri
 
 
@@ -357,6 +365,13 @@ class Provenance:
         self._sources: dict[str, dict[str, luigi.Task]] = {}
         self._recorded: dict[str, dict | None] = {}
         self._published: dict[dt.date, bool] = {}
+        self._sections: dict[str, luigi.Config] = {}
+        self._root: str | None = None
+
+    def _relative(self, uri: str) -> str:
+        if self._root is None:
+            self._root = settings(["paths.root"], self._sections)["paths.root"]
+        return relative(uri, self._root)
 
     def recorded(self, task: luigi.Task) -> dict | None:
         if task.task_id not in self._recorded:
@@ -371,9 +386,9 @@ class Provenance:
                 fingerprint = self.effective(dep)
                 for target in flatten(dep.output()):
                     # Relative to [paths] root: moving the whole root (a copy, a new mount) changes nothing.
-                    inputs[relative(target_label(target))] = fingerprint
-                    sources[relative(target_label(target))] = dep
-            values = {**recipe_of(type(task)), "config": settings(getattr(task, "config_keys", ())),
+                    inputs[self._relative(target_label(target))] = fingerprint
+                    sources[self._relative(target_label(target))] = dep
+            values = {**recipe_of(type(task)), "config": settings(getattr(task, "config_keys", ()), self._sections),
                       "inputs": dict(sorted(inputs.items()))}
             values["fingerprint"] = _digest({k: values[k] for k in ("recipe", "config", "inputs")})
             self._expected[task.task_id] = values
