@@ -9,8 +9,8 @@ def test_dry_run_lists_and_keeps_everything(ops, scored_root):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.index("Publish(date=2026-03-02)") < out.index("ValidatePredictions(date=") < out.index("Predict(date=")
-    assert "Would delete 3 target(s)" in out
-    assert "would redo: DailyScoring(2026-03-02), Predict(2026-03-02), Publish(2026-03-02), " \
+    assert "Would delete 4 target(s)" in out
+    assert "would redo: DailyScoring(2026-03-02), MonitorModel(2026-03-02), Predict(2026-03-02), Publish(2026-03-02), " \
            "ValidatePredictions(2026-03-02)" in out
     assert Predict(date=SCORE_DATE).complete() and Publish(date=SCORE_DATE).complete()
 
