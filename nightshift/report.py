@@ -5,6 +5,7 @@ or an archive years later exactly as they were written.
 """
 import datetime as dt
 import html
+import math
 
 _COLOURS = {"reference": "#7f9fb0", "previous": "#9c9c9c", "today": "#d9622b"}
 PSI_WARN_COLOUR, PSI_FAIL_COLOUR, PSI_OK_COLOUR = "#d9a12b", "#c0392b", "#7f9fb0"
@@ -12,7 +13,7 @@ LINE_COLOURS = {"psi": "#d9622b", "mean_score": "#2b6cd9", "auc": "#2b9c5a", "ex
 
 _STYLE = (
     "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
-    "td,th{padding:4px 10px;border-bottom:1px solid #ccc;text-align:left}"
+    "td,th{padding:4px 10px;border-bottom:1px solid #ccc;text-align:left}table.history td{white-space:nowrap}"
     "tr.fail td{color:#b00;font-weight:bold}tr.warn td{color:#b60}tr.skip td{color:#888}"
     ".verdict-rejected,.verdict-degraded{color:#b00}.verdict-approved{color:#b60}"
     ".verdict-accepted,.verdict-ok{color:#080}td.num{text-align:right;font-variant-numeric:tabular-nums}"
@@ -134,7 +135,7 @@ def _line_chart_svg(title: str, series: dict[str, list[tuple[dt.date, float | No
     if high - low < 1e-9:
         low, high = low - 0.5 * (abs(low) or 1) * 0.1, high + 0.5 * (abs(high) or 1) * 0.1
     pad = (high - low) * 0.08
-    low, high = low - pad, high + pad
+    low, high = (max(low - pad, 0.0) if low >= 0 else low - pad), high + pad
     span = max((days[-1] - days[0]).days, 1)
 
     def x(day: dt.date) -> float:
@@ -145,11 +146,15 @@ def _line_chart_svg(title: str, series: dict[str, list[tuple[dt.date, float | No
 
     parts.append(f"<line x1='{left}' y1='{top_pad + plot_h}' x2='{left + plot_w}' y2='{top_pad + plot_h}' stroke='#333'/>"
                  f"<line x1='{left}' y1='{top_pad}' x2='{left}' y2='{top_pad + plot_h}' stroke='#333'/>")
+    # Enough decimals that the five ticks differ, however narrow the range.
+    digits = min(max(3, 2 - int(math.floor(math.log10((high - low) / 4)))), 8)
     for k in range(5):
         value = low + (high - low) * k / 4
-        parts.append(f"<text x='{left - 6}' y='{y(value) + 4:.1f}' text-anchor='end' font-size='10'>{value:.3f}</text>")
-    for day in (days[0], days[-1]) if len(days) > 1 else (days[0],):
-        parts.append(f"<text x='{x(day):.1f}' y='{height - 10}' text-anchor='middle' font-size='10'>{day}</text>")
+        parts.append(f"<text x='{left - 6}' y='{y(value) + 4:.1f}' text-anchor='end' font-size='10'>"
+                     f"{value:.{digits}f}</text>")
+    ends = ((days[0], "start"), (days[-1], "end")) if len(days) > 1 else ((days[0], "middle"),)
+    for day, anchor in ends:
+        parts.append(f"<text x='{x(day):.1f}' y='{height - 10}' text-anchor='{anchor}' font-size='10'>{day}</text>")
     for value, label in guides:
         parts.append(f"<line x1='{left}' y1='{y(value):.1f}' x2='{left + plot_w}' y2='{y(value):.1f}' stroke='#b00' "
                      f"stroke-dasharray='4 3'/><text x='{left + plot_w}' y='{y(value) - 3:.1f}' text-anchor='end' "
@@ -175,8 +180,9 @@ def _line_chart_svg(title: str, series: dict[str, list[tuple[dt.date, float | No
                 parts.append(f"<circle class='{name}' cx='{x(day):.1f}' cy='{y(value):.1f}' r='3' fill='{colour}'>"
                              f"<title>{day} {name} {value:.4f}</title></circle>")
         if len(series) > 1:
-            parts.append(f"<rect x='{left + 10 + n * 130}' y='{top_pad - 6}' width='10' height='3' fill='{colour}'/>"
-                         f"<text x='{left + 24 + n * 130}' y='{top_pad - 2}' font-size='10'>{html.escape(name)}</text>")
+            parts.append(f"<rect x='{width - right - 250 + n * 130}' y='{top_pad - 16}' width='10' height='3' "
+                         f"fill='{colour}'/><text x='{width - right - 236 + n * 130}' y='{top_pad - 12}' "
+                         f"font-size='10'>{html.escape(name)}</text>")
     parts.append("</svg>")
     return "".join(parts)
 

@@ -75,8 +75,9 @@ def degraded_mail(performance: dict, uri: str) -> tuple[str, str]:
         "Nothing was held back: this is an alert, not a failure. Consider retraining on recent labels",
         "(bin/invalidate TrainModel --date <model date> --downstream) and see reports/index.html for the trend.",
     ]
+    short = "unknown" if expected is None else f"{expected:.3f}"
     return f"nightshift {day}: model {version} degraded (realized AUC {performance['auc']:.3f}, " \
-           f"expected {expected_text})", "\n".join(lines)
+           f"expected {short})", "\n".join(lines)
 
 
 def failure_mail(task: luigi.Task, explanation: str, headline: str) -> tuple[str, str]:

@@ -10,8 +10,8 @@ def test_dry_run_lists_and_keeps_everything(ops, scored_root):
     out = result.stdout
     assert out.index("Publish(date=2026-03-02)") < out.index("ValidatePredictions(date=") < out.index("Predict(date=")
     assert "Would delete 4 target(s)" in out
-    assert "would redo: DailyScoring(2026-03-02), MonitorModel(2026-03-02), Predict(2026-03-02), Publish(2026-03-02), " \
-           "ValidatePredictions(2026-03-02)" in out
+    assert "would redo: DailyScoring(2026-03-02), MonitorModel(2026-03-02), Predict(2026-03-02), " \
+           "Publish(2026-03-02), ValidatePredictions(2026-03-02)" in out
     assert Predict(date=SCORE_DATE).complete() and Publish(date=SCORE_DATE).complete()
 
 
@@ -47,6 +47,7 @@ def test_status_marks_done_and_pending(ops, scored_root):
     assert pending.returncode == 1
     lines = pending.stdout.splitlines()
     assert lines[0] == "[pending] DailyScoring(2026-03-02)"
-    assert "└── [pending] Publish(2026-03-02)" in lines[1]
+    assert "├── [pending] Publish(2026-03-02)" in lines[1]
+    assert any("└── [done]    MonitorModel(2026-03-02)" in line for line in lines)
     assert any("[done]    Predict(2026-03-02)" in line for line in lines)
     assert any("[done]    ValidatePredictions(2026-03-02)" in line for line in lines)

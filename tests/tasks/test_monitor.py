@@ -88,8 +88,8 @@ def test_realized_auc_and_brier_equal_sklearn_on_the_published_rows_joined_with_
     from sklearn.metrics import brier_score_loss, roc_auc_score
 
     with sa.create_engine(config.publish().database_url()).connect() as conn:
-        published = pd.read_sql(sa.text("SELECT client_id, score, model_version FROM predictions WHERE score_date = :d"),
-                                 conn, params={"d": PAST})
+        published = pd.DataFrame(conn.execute(sa.text("SELECT client_id, score FROM predictions WHERE score_date = :d"),
+                                              {"d": PAST}).fetchall(), columns=["client_id", "score"])
         version = conn.execute(sa.text("SELECT model_version FROM publish_log WHERE score_date = :d"),
                                {"d": PAST}).scalar()
     labels = pd.read_csv(monitored["root"] / "raw" / "labels" / f"dt={PAST}" / "labels.csv")
