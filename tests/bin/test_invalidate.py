@@ -27,7 +27,7 @@ def test_refuses_what_is_not_a_task_of_the_graph(ops, scored_root):
     unknown = ops.run("invalidate", "Predictions", "--date", SCORE_DATE)
     assert unknown.returncode == 1
     assert "not a task of DailyScoring(2026-03-02)'s graph" in unknown.stderr
-    assert "valid names: ClientFeatures, FeatureTable, Predict, Publish" in unknown.stderr
+    assert "valid names: ClientFeatures, FeatureTable, MonitorModel, Predict, Publish" in unknown.stderr
     raw = ops.run("invalidate", "RawClients", "--date", SCORE_DATE)
     assert raw.returncode == 1 and "never deletes raw data" in raw.stderr
     several = ops.run("invalidate", "TransactionDaily", "--date", SCORE_DATE)
