@@ -4,7 +4,8 @@ Raw rows that cannot be used are not dropped silently: they go, with their origi
 quarantine/{clients,transactions}/date=D/ (plus `_counts.json`: rows read and rejected per reason), and a partition
 whose rejected share exceeds `[validate] max_quarantine_rate` fails its task. A file that cannot be read at all
 (missing or renamed column, wrong delimiter or encoding, empty file, wrong parquet type) fails before anything is
-written, with a SchemaError naming the file, the column and what was expected.
+written, with a SchemaError naming the file, the column and what was expected. A drop whose row count is far from the
+median of the same drop on the days before fails with a VolumeError (tasks/raw.py), also before anything is written.
 """
 import codecs
 import collections
@@ -398,6 +399,15 @@ class FeatureTable(SparkTask):
         table = clients.join(transactions, "client_id", "left").fillna(0.0, subset=transaction_feature_names())
         with self.output().temporary_path() as tmp:
             table.write.parquet(tmp)
+
+
+def night_volumes(date: dt.date) -> list[dict]:
+    """The volume check of every raw drop scoring date D reads (the D-1 snapshot, each transaction day of the
+    longest window), from recorded counts: see tasks.raw.drop_volume."""
+    from tasks.raw import drop_volume
+
+    return [drop_volume("clients", date - DAY),
+            *(drop_volume("transactions", day) for day in window_dates(date, max(feature_windows())))]
 
 
 def _quarantine_partition(target: ParquetTarget) -> dict:

@@ -12,7 +12,7 @@ from targets import fs, sql
 from targets.directory import DirectoryTarget
 from tasks import config
 from tasks.errors import ApprovalError, ExplainsFailures, PredictionsRejected
-from tasks.features import quarantine_counts
+from tasks.features import night_volumes, quarantine_counts
 from tasks.predict import Predict
 
 
@@ -84,6 +84,16 @@ def _histogram_svg(edges: list[float], series: dict[str, tuple[str, list[int]]])
     return "".join(parts)
 
 
+def _volumes_html(volumes: list[dict]) -> str:
+    """One line: rows of each raw drop of the night and its ratio to the median of the days before."""
+    def one(v: dict) -> str:
+        ratio = "" if v.get("ratio") is None else f" ({v['ratio']:.2f} x median {v['median']:g})"
+        return f"{v['drop'].rsplit('/raw/', 1)[-1]}: {v['measured']} rows{ratio}"
+
+    return ("<p class='volumes'>Raw volumes: " + html.escape("; ".join(one(v) for v in volumes)) + "</p>"
+            if volumes else "")
+
+
 def render_html(report: dict) -> str:
     """A self-contained page (no script, no external resource): the verdict, the check table, the histogram."""
     def cell(value) -> str:
@@ -117,7 +127,8 @@ def render_html(report: dict) -> str:
         f"{approved}<p>model {cell(report['model_version'])}, {report['rows']} rows, mean score "
         f"{cell(None if report['mean_score'] is None else round(report['mean_score'], 5))}, PSI {cell(report['psi'])}</p>"
         "<table><tr><th>check</th><th>measured</th><th>threshold</th><th>verdict</th><th>detail</th></tr>"
-        f"{rows}</table><h2>Score distribution</h2>{_histogram_svg(reference['edges'], series)}</body></html>"
+        f"{rows}</table>{_volumes_html(report.get('volumes', []))}"
+        f"<h2>Score distribution</h2>{_histogram_svg(reference['edges'], series)}</body></html>"
     )
 
 
@@ -163,6 +174,7 @@ class ValidatePredictions(ExplainsFailures, luigi.Task):
             approval = None  # it approved another model's batch, not this one
         report = build_report(self.date, scores, results, meta, previous, approval)
         report["quarantine"] = {kind: quarantine[kind] for kind in ("clients", "transactions", "rows")}
+        report["volumes"] = night_volumes(self.date)
         report_dir.write_file(REPORT_FILE, json.dumps(report, indent=2).encode())
         report_dir.write_file(HTML_FILE, render_html(report).encode())
         if report["verdict"] == "rejected":

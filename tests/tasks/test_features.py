@@ -470,3 +470,25 @@ def test_ignored_columns_are_logged_once_per_drop(root, caplog):
     notes = [r.getMessage() for r in caplog.records if "ignoring column" in r.getMessage()]
     assert sorted(notes) == sorted([f"{folder}: ignoring column(s) not in the contract: mcc, merchant",
                                     f"{source}: ignoring column(s) not in the contract: branch"])
+
+
+def test_a_snapshot_cut_to_60_percent_fails_naming_the_setting_and_nothing_is_published(sample_root, overlay, failures):
+    from tasks import DailyScoring, Publish
+
+    # A client base changes by well under 1 % a day: an operator guarding snapshots against partial deliveries
+    # raises the default 0.5 (sized for transaction days) to where 60 % is caught.
+    overlay.set("validate", "min_volume_ratio", 0.8)
+    source = sample_root / "raw" / "clients" / f"dt={SNAPSHOT}" / "clients.csv"
+    lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = int((len(lines) - 1) * 0.6)
+    source.write_text("".join(lines[:1 + kept]), encoding="utf-8")
+
+    result = build(DailyScoring(date=SCORE_DATE))
+
+    assert "ClientFeatures" in families(result["failed"])
+    message = next(str(exc) for task, exc in failures if task == ClientFeatures(date=SCORE_DATE))
+    assert message.startswith(f"{source}: {kept} rows, 0.6")
+    assert "median" in message and "below [validate] min_volume_ratio = 0.8" in message
+    assert not target("features/clients").exists() and not target("quarantine/clients").exists()
+    assert not ParquetTarget(config.dataset_path("predictions", SCORE_DATE)).exists()
+    assert not Publish(date=SCORE_DATE).complete()
