@@ -127,8 +127,8 @@ def render_html(report: dict) -> str:
         f"{approved}<p>model {cell(report['model_version'])}, {report['rows']} rows, mean score "
         f"{cell(None if report['mean_score'] is None else round(report['mean_score'], 5))}, PSI {cell(report['psi'])}</p>"
         "<table><tr><th>check</th><th>measured</th><th>threshold</th><th>verdict</th><th>detail</th></tr>"
-        f"{rows}</table>{_volumes_html(report.get('volumes', []))}"
-        f"<h2>Score distribution</h2>{_histogram_svg(reference['edges'], series)}</body></html>"
+        f"{rows}</table><h2>Score distribution</h2>{_histogram_svg(reference['edges'], series)}"
+        f"{_volumes_html(report.get('volumes', []))}</body></html>"
     )
 
 
