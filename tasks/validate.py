@@ -12,7 +12,7 @@ from targets import fs, sql
 from targets.directory import DirectoryTarget, ParquetTarget
 from tasks import config
 from tasks.errors import ApprovalError, ExplainsFailures, PredictionsRejected
-from tasks.features import quarantine_counts
+from tasks.features import night_volumes, quarantine_counts
 from tasks.predict import Predict
 
 
@@ -89,6 +89,7 @@ class ValidatePredictions(ExplainsFailures, luigi.Task):
         report = build_report(self.date, scores, results, meta, previous, approval)
         report["quarantine"] = {kind: quarantine[kind] for kind in ("clients", "transactions", "rows")}
         report.update(feature_drift(predict.input()["table"], meta))
+        report["volumes"] = night_volumes(self.date)
         report_dir.write_file(REPORT_FILE, json.dumps(report, indent=2).encode())
         report_dir.write_file(HTML_FILE, render_html(report).encode())
         if report["verdict"] == "rejected":

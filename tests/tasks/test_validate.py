@@ -1,4 +1,5 @@
 """The gate on a scored night: accept, reject (nothing published, production keeps the day before), approve."""
+import datetime as dt
 import json
 import os
 import shutil
@@ -198,3 +199,18 @@ def test_a_drifted_day_stops_at_the_gate_with_exit_30_and_a_mail_then_approval_p
     assert after["latest"] == [(DRIFT_DATE.isoformat(), got["rows"])]
     assert after["log"][-1][2:] == ("approved", "carol", "salary reform, checked with risk")
     assert len(mailbox.messages) == 1, "no mail for a successful run"
+
+
+def test_the_report_shows_the_volume_of_every_raw_drop_of_the_night(scored_root):
+    report_dir = ValidatePredictions(date=SCORE_DATE).output()
+    report = json.loads(report_dir.read_file("validation.json"))
+    volumes = {v["drop"].rsplit("/raw/", 1)[1]: v for v in report["volumes"]}
+    snapshot = SCORE_DATE - dt.timedelta(days=1)
+    assert set(volumes) == {f"clients/dt={snapshot}"} | {f"transactions/dt={snapshot - dt.timedelta(days=k)}"
+                                                          for k in range(7)}
+    clients = volumes[f"clients/dt={snapshot}"]
+    lines = (scored_root / "raw" / "clients" / f"dt={snapshot}" / "clients.csv").read_text().count("\n") - 1
+    assert clients["measured"] == lines and clients["verdict"] == "pass" and 0.9 < clients["ratio"] < 1.1
+    assert clients["drops"] == 7 and clients["threshold"] == {"min_volume_ratio": 0.5, "max_volume_ratio": 2.0}
+    page = report_dir.read_file("report.html").decode()
+    assert f"Raw volumes: clients/dt={snapshot}: {lines} rows (" in page
