@@ -58,6 +58,9 @@ class validate(luigi.Config):
                                  "an empty transactions day).")
     max_volume_ratio = luigi.FloatParameter(
         default=2.0, description="A raw drop above this x the median rows fails its task; 0 disables.")
+    min_snapshot_ratio = luigi.FloatParameter(
+        default=0.9, description="A client snapshot below this x the median rows fails ClientFeatures (a client base "
+                                 "moves by well under 1% a day; transaction days swing more); 0 disables.")
 
 
 class publish(luigi.Config):

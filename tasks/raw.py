@@ -115,7 +115,7 @@ def volume_settings() -> config.validate:
     cfg = config.validate()
     if cfg.volume_window_days < 1:
         raise ConfigurationError(f"[validate] volume_window_days = {cfg.volume_window_days}: must be at least 1")
-    for key in ("min_volume_ratio", "max_volume_ratio"):
+    for key in ("min_volume_ratio", "max_volume_ratio", "min_snapshot_ratio"):
         if not getattr(cfg, key) >= 0:
             raise ConfigurationError(f"[validate] {key} = {getattr(cfg, key)}: must be 0 (off) or positive")
     if 0 < cfg.max_volume_ratio < cfg.min_volume_ratio:
@@ -137,7 +137,8 @@ def drop_volume(kind: str, day: dt.date, rows: int | None = None) -> dict:
                 "detail": "the drop has not landed or cannot be read"}
     earlier = (drop_rows(kind, day - k * DAY) for k in range(1, cfg.volume_window_days + 1))
     history = [n for n in earlier if n is not None]
-    result = checks.check_volume(rows, history, cfg.min_volume_ratio, cfg.max_volume_ratio)
+    low = "min_snapshot_ratio" if kind == RawClients.kind else "min_volume_ratio"
+    result = checks.check_volume(rows, history, getattr(cfg, low), cfg.max_volume_ratio, low)
     return {"drop": config.raw_path(kind, day), **result}
 
 

@@ -475,9 +475,7 @@ def test_ignored_columns_are_logged_once_per_drop(root, caplog):
 def test_a_snapshot_cut_to_60_percent_fails_naming_the_setting_and_nothing_is_published(sample_root, overlay, failures):
     from tasks import DailyScoring, Publish
 
-    # A client base changes by well under 1 % a day: an operator guarding snapshots against partial deliveries
-    # raises the default 0.5 (sized for transaction days) to where 60 % is caught.
-    overlay.set("validate", "min_volume_ratio", 0.8)
+    # Default settings: a snapshot's own bound (min_snapshot_ratio 0.9), not the transaction days' 0.5.
     source = sample_root / "raw" / "clients" / f"dt={SNAPSHOT}" / "clients.csv"
     lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
     kept = int((len(lines) - 1) * 0.6)
@@ -488,7 +486,7 @@ def test_a_snapshot_cut_to_60_percent_fails_naming_the_setting_and_nothing_is_pu
     assert "ClientFeatures" in families(result["failed"])
     message = next(str(exc) for task, exc in failures if task == ClientFeatures(date=SCORE_DATE))
     assert message.startswith(f"{source}: {kept} rows, 0.6")
-    assert "median" in message and "below [validate] min_volume_ratio = 0.8" in message
+    assert "median" in message and "below [validate] min_snapshot_ratio = 0.9" in message
     assert not target("features/clients").exists() and not target("quarantine/clients").exists()
     assert not ParquetTarget(config.dataset_path("predictions", SCORE_DATE)).exists()
     assert not Publish(date=SCORE_DATE).complete()
