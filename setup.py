@@ -19,6 +19,8 @@ setup(
         # luigi's task history (luigid) breaks on SQLAlchemy 2.
         "sqlalchemy>=1.4.54,<2",
         "psycopg2-binary>=2.9,<3",
+        # the night's metrics file for node_exporter's textfile collector
+        "prometheus_client>=0.17,<1",
     ],
     entry_points={
         "console_scripts": [

@@ -85,3 +85,40 @@ def describe(check: dict) -> str:
         threshold = ", ".join(f"{k} {v}" for k, v in threshold.items())
     line = f"{check['name']} = {check['measured']} (threshold {threshold})"
     return f"{line}: {check['detail']}" if check.get("detail") else line
+
+
+def check_volume(rows: int, history: list[int], min_ratio: float, max_ratio: float,
+                 min_setting: str = "min_volume_ratio") -> dict:
+    """Rows of a raw drop against the median rows of the same drop on the days before (`history`, drops that exist).
+
+    The verdict fails below `min_ratio` x median or above `max_ratio` x median; a ratio of 0 disables its side. With
+    no earlier drop, or only empty ones, there is nothing to compare with and the verdict is "skip". The result is a
+    check (name, measured, threshold, verdict, detail) plus `median`, `ratio`, `drops` (how many were compared) and
+    `setting` (the [validate] key that failed, else None); `min_setting` names the lower bound's key.
+    """
+    median = float(np.median(history)) if len(history) else None
+    ratio = rows / median if median else None
+    threshold = {min_setting: min_ratio, "max_volume_ratio": max_ratio}
+    result = {"name": "volume", "measured": int(rows), "threshold": threshold, "median": median,
+              "ratio": None if ratio is None else round(ratio, 4), "drops": len(history), "setting": None}
+    if ratio is None:
+        why = "no earlier drop" if not history else "the earlier drops are empty"
+        return {**result, "verdict": "skip", "detail": f"{rows} rows; {why} to compare with"}
+    if min_ratio > 0 and ratio < min_ratio:
+        result["setting"] = min_setting
+    elif max_ratio > 0 and ratio > max_ratio:
+        result["setting"] = "max_volume_ratio"
+    detail = f"{rows} rows, {ratio:.2f} x the median {median:g} of {len(history)} earlier drop(s)"
+    return {**result, "verdict": "fail" if result["setting"] else "pass", "detail": detail}
+
+
+def describe_volume(source: str, check: dict, window_days: int) -> str:
+    """The one-line error for a drop whose volume check failed: file, rows, median, ratio and the setting."""
+    setting = check["setting"]
+    side = "above" if setting == "max_volume_ratio" else "below"
+    return (
+        f"{source}: {check['measured']} rows, {check['ratio']:.2f} x the median {check['median']:g} rows of the "
+        f"{check['drops']} drop(s) of the previous {window_days} days ([validate] volume_window_days), {side} "
+        f"[validate] {setting} = {check['threshold'][setting]:g}; a truncated or duplicated delivery? If the volume "
+        f"is genuine, set {setting} = 0 for this run"
+    )

@@ -31,7 +31,12 @@ MULTIPLIER
     ``млн``, ``млн.`` = x1 000 000.
 CURRENCY
     ``р``, ``р.``, ``руб``, ``руб.``, ``рублей``, ``рубля``, ``₽``, ``rub``.
-    Only roubles are understood; no CURRENCY means roubles.
+    Only roubles are understood; no CURRENCY means roubles. A foreign
+    currency, written after the number (``1500 usd``, ``2000 долл``,
+    ``1800 евро``, ``2000$``) or before it (``$2000``, ``€1800``,
+    ``usd 1500``), is rejected as ``foreign currency (USD)`` (EUR, GBP, CNY,
+    ...), never converted: the day's exchange rate is not the parser's to
+    choose. See `FOREIGN_CURRENCIES`.
 PERIOD
     ``/`` or the word ``в``, then one period word; either connector goes
     with any word. The amount is converted to roubles per month:
@@ -70,7 +75,19 @@ from nightshift.schema import CLIENT_COLUMNS
 DAYS_PER_MONTH = Fraction(1461, 48)  # 365.25 / 12
 WORK_HOURS_PER_MONTH = Fraction(168)
 
-SALARY_REASONS = ("unparseable", "bad number", "negative", "unknown unit", "unknown period")
+# ISO code -> how a branch writes it (lower case, after normalisation).
+FOREIGN_CURRENCIES = {
+    "USD": ("usd", "us$", "$", "долл", "долл.", "доллар", "доллара", "долларов", "доллары", "dollars", "dollar"),
+    "EUR": ("eur", "€", "евро", "euro", "euros"),
+    "GBP": ("gbp", "£", "фунт", "фунта", "фунтов"),
+    "CNY": ("cny", "rmb", "юань", "юаня", "юаней"),
+    "KZT": ("kzt", "₸", "тенге"),
+    "UAH": ("uah", "₴", "грн", "грн.", "гривна", "гривен"),
+    "BYN": ("byn",),
+    "CHF": ("chf",),
+}
+SALARY_REASONS = ("unparseable", "bad number", "negative", "unknown unit", "unknown period",
+                  *(f"foreign currency ({code})" for code in FOREIGN_CURRENCIES))
 SEX_REASONS = ("missing", "unrecognised")
 AGE_REASONS = ("missing", "not an integer", "out of bounds")
 CLIENT_ID_REASONS = ("missing", "not an integer", "not positive", "out of range")
@@ -107,6 +124,11 @@ _NO_DIGITS = str.maketrans("", "", "0123456789")
 _MULTIPLIER_RE = re.compile(r"т\.? ?р\.?(?P<roubles>)|тыс\.?|млн\.?|к|k")
 _CURRENCY_RE = re.compile(r"рублей|рубля|руб\.?|р\.?|₽|rub")
 _CONNECTOR_RE = re.compile(r"/ ?|в ")
+_FOREIGN = {spelling: code for code, spellings in FOREIGN_CURRENCIES.items() for spelling in spellings}
+# Longest spelling first, so "долларов" is not read as "долл"; a word must end where the token does.
+_FOREIGN_RE = re.compile(
+    "|".join(re.escape(w) + ("" if w[-1] in "$€£₸₴." else r"(?![^\s/.,])") for w in sorted(_FOREIGN, key=len, reverse=True))
+)
 _WHOLE_RE = re.compile(r"[-+]?[0-9]+(?:[.,]0+)?")
 _SEX = {
     "м": 1, "m": 1, "муж": 1, "мужской": 1, "male": 1,
@@ -186,6 +208,9 @@ def parse_salary(text: str | None) -> float | None:
         return None
     head = _HEAD_RE.fullmatch(norm)
     if head is None:
+        prefix = _FOREIGN_RE.match(norm)
+        if prefix and _HEAD_RE.fullmatch(norm[prefix.end():].lstrip()):
+            raise SalaryError(f"foreign currency ({_FOREIGN[prefix[0]]})", text)
         raise SalaryError("unparseable", text)
     if head["sign"]:
         raise SalaryError("negative", text)
@@ -207,6 +232,9 @@ def parse_salary(text: str | None) -> float | None:
     if pos < len(rest):
         connector = _CONNECTOR_RE.match(rest, pos)
         if connector is None:
+            foreign = _FOREIGN_RE.match(rest, pos)
+            if foreign:
+                raise SalaryError(f"foreign currency ({_FOREIGN[foreign[0]]})", text)
             raise SalaryError("unknown unit", text)
         period, _, trailing = rest[connector.end():].partition(" ")
         if period not in _PERIODS:
@@ -459,3 +487,42 @@ def explain_unreadable(raw: pd.DataFrame, malformed: pd.Series, encoding: str) -
         undecodable |= column.str.contains(REPLACEMENT_CHARACTER, regex=False, na=False).to_numpy(dtype=bool)
     reason[undecodable] = UNDECODABLE
     return reason
+
+
+from nightshift.schema import KEY, LABEL, LABEL_COLUMNS  # noqa: E402
+
+_INTEGER_RE = r"^[+-]?[0-9]+$"
+
+
+def parse_labels(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """A label drop read as text (`client_id,defaulted`) as (client_id int64, defaulted int64).
+
+    `defaulted` is accepted when it is exactly 0 or 1 in any spelling (`1`, `1.0`, ` 0 `); the
+    client_id must be an integer. Anything else, a missing column, a duplicated client or an
+    empty drop raises one SchemaError naming `source`, the count and up to three examples: an
+    outcome is never guessed.
+    """
+    missing = [c for c in LABEL_COLUMNS if c not in frame.columns]
+    if missing:
+        raise SchemaError(f"{source}: missing column(s) {missing}; expected header {','.join(LABEL_COLUMNS)}, "
+                          f"found {list(frame.columns)}")
+    if frame.empty:
+        raise SchemaError(f"{source}: no label rows")
+    ids = frame[KEY].astype("string").str.strip()
+    values = frame[LABEL].astype("string").str.strip()
+    id_ok = ids.str.match(_INTEGER_RE).fillna(False).to_numpy(dtype=bool)
+    number = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    label_ok = np.isin(number, (0.0, 1.0))
+    bad = np.flatnonzero(~(id_ok & label_ok))
+    if len(bad):
+        examples = "; ".join(f"line {i + 2}: {KEY}={frame[KEY].iloc[i]!r}, {LABEL}={frame[LABEL].iloc[i]!r}"
+                             for i in bad[:3])
+        raise SchemaError(f"{source}: {len(bad)} of {len(frame)} row(s) with a {KEY} that is not an integer or a "
+                          f"{LABEL} that is not 0/1 (e.g. {examples})")
+    out = pd.DataFrame({KEY: ids.astype("int64").to_numpy(), LABEL: number.astype("int64")})
+    duplicated = out[KEY].duplicated(keep=False)
+    if duplicated.any():
+        repeated = out.loc[duplicated, KEY].unique()
+        raise SchemaError(f"{source}: {len(repeated)} {KEY}(s) labelled more than once "
+                          f"(e.g. {', '.join(map(str, repeated[:3]))})")
+    return out

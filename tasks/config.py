@@ -51,6 +51,16 @@ class validate(luigi.Config):
     max_quarantine_rate = luigi.FloatParameter(default=0.01)
     max_mean_shift = luigi.FloatParameter(
         default=0.25, description="Largest relative change of the mean score against the last published day.")
+    volume_window_days = luigi.IntParameter(
+        default=7, description="Days before a raw drop whose drops of the same kind give the median row count.")
+    min_volume_ratio = luigi.FloatParameter(
+        default=0.5, description="A raw drop below this x the median rows fails its task; 0 disables (and accepts "
+                                 "an empty transactions day).")
+    max_volume_ratio = luigi.FloatParameter(
+        default=2.0, description="A raw drop above this x the median rows fails its task; 0 disables.")
+    min_snapshot_ratio = luigi.FloatParameter(
+        default=0.9, description="A client snapshot below this x the median rows fails ClientFeatures (a client base "
+                                 "moves by well under 1% a day; transaction days swing more); 0 disables.")
 
 
 class publish(luigi.Config):
@@ -106,3 +116,16 @@ class cron(luigi.Config):
     log_dir = luigi.Parameter(default="logs", description="bin/run-daily's logs, one file per run date (relative to the repo).")
     log_keep_days = luigi.IntParameter(default=30, description="Run logs older than this many days are deleted.")
     lock_file = luigi.Parameter(default="var/run-daily.lock", description="flock file: one bin/run-daily at a time.")
+
+
+class monitor(luigi.Config):
+    max_auc_drop = luigi.FloatParameter(
+        default=0.05, description="A published day whose realized AUC is below the model's holdout AUC minus this is degraded.")
+    min_auc = luigi.FloatParameter(default=0.0, description="A realized AUC below this floor is degraded (0 = off).")
+    lookback_days = luigi.IntParameter(
+        default=90, description="MonitorModel(D) checks the published days of the last N days whose labels have landed.")
+    metrics_file = luigi.Parameter(
+        default="", description="Prometheus textfile-collector output; empty = <root>/metrics/nightshift.prom.")
+
+    def metrics_path(self) -> str:
+        return self.metrics_file or path("metrics", "nightshift.prom")

@@ -35,6 +35,7 @@ NOT_RECIPE = {
     "tasks.alerts", "tasks.config", "tasks.errors", "tasks.graph", "tasks.pipeline", "tasks.provenance",
     "tasks.raw", "tasks.spark",
 }
+ABSENT = "absent"  # the fingerprint of a raw partition with no files
 LIBRARIES = ("numpy", "pandas", "pyarrow", "pyspark", "scikit-learn", "luigi")
 
 
@@ -302,7 +303,7 @@ def partition_fingerprint(uri: str) -> str:
     """
     stats = [entry for entry in fs.file_stats(uri)
              if fs.basename(entry[0]) != SUCCESS and not fs.basename(entry[0]).startswith(".")]
-    return _digest(stats) if stats else "absent"
+    return _digest(stats) if stats else ABSENT
 
 
 @functools.cache
@@ -381,13 +382,16 @@ class Provenance:
     def expected(self, task: luigi.Task) -> dict:
         """recipe, recipe_parts, recipe_version, config, inputs and fingerprint the task would record now."""
         if task.task_id not in self._expected:
+            recorded_inputs = (self.recorded(task) or {}).get("inputs") or {}
             inputs, sources = {}, {}
             for dep in flatten(task.requires()):
                 fingerprint = self.effective(dep)
                 for target in flatten(dep.output()):
                     # Relative to [paths] root: moving the whole root (a copy, a new mount) changes nothing.
-                    inputs[self._relative(target_label(target))] = fingerprint
-                    sources[self._relative(target_label(target))] = dep
+                    uri = self._relative(target_label(target))
+                    # A raw partition deleted after use (retention) is no new delivery: what was read stands.
+                    inputs[uri] = recorded_inputs.get(uri, fingerprint) if fingerprint == ABSENT else fingerprint
+                    sources[uri] = dep
             values = {**recipe_of(type(task)), "config": settings(getattr(task, "config_keys", ()), self._sections),
                       "inputs": dict(sorted(inputs.items()))}
             values["fingerprint"] = _digest({k: values[k] for k in ("recipe", "config", "inputs")})
@@ -401,8 +405,9 @@ class Provenance:
             return partition_fingerprint(target_label(task.output()))
         if not isinstance(task, Recorded):
             return "unrecorded"
-        if self.stays(task):
-            return self.recorded(task)["fingerprint"]
+        recorded = self.recorded(task)
+        if recorded is not None and "fingerprint" in recorded and self.stays(task):
+            return recorded["fingerprint"]  # kept as it is, stale or not: what it holds is what readers get
         return self.expected(task)["fingerprint"]
 
     def is_stale(self, task: luigi.Task) -> bool:
@@ -418,13 +423,17 @@ class Provenance:
         return self._published[day]
 
     def stays(self, task: luigi.Task) -> bool:
-        """A stale output nothing rebuilds implicitly: Publish's marker, a published night's own targets."""
-        if not self.is_stale(task) or "fingerprint" not in self.recorded(task):
-            return False
+        """Whether the output is kept even when stale: Publish's marker, a published night's own targets.
+
+        Asked before staleness, so a published night costs its complete() one publish_log lookup, not a walk.
+        """
         return not task.rebuild_when_stale or (task.frozen_by_publish and self.published(task.date))
 
     def must_rebuild(self, task: luigi.Task) -> bool:
-        return self.is_stale(task) and not self.stays(task)
+        recorded = self.recorded(task)
+        if recorded is not None and "fingerprint" not in recorded:
+            return True  # an unreadable manifest proves nothing
+        return not self.stays(task) and self.is_stale(task)
 
     def manifest(self, task: luigi.Task, rows: int | None = None) -> dict:
         """The manifest `task` writes with its output now."""

@@ -9,11 +9,12 @@ import argparse
 import datetime as dt
 import json
 
+from nightshift.schema import HTML_FILE, REPORT_FILE
 from targets import fs, sql
 from targets.model import METADATA_FILE
-from tasks import config
+from tasks import config, monitor
 from tasks.predict import Predict
-from tasks.validate import HTML_FILE, REPORT_FILE, ValidatePredictions
+from tasks.validate import ValidatePredictions
 
 
 def summary_lines(date: dt.date) -> tuple[list[str], bool]:
@@ -43,6 +44,7 @@ def summary_lines(date: dt.date) -> tuple[list[str], bool]:
         lines.append(f"  model:      {meta['model_version']}, holdout AUC {meta['holdout_auc']:.3f}{oracle_auc}, "
                      f"Brier {meta['brier']:.4f}{oracle_brier}")
     lines.append(f"  database:   {sql.engine(url).url.render_as_string(hide_password=True)}")
+    lines.extend(monitor.summary_lines(date))
     return lines, row is not None
 
 

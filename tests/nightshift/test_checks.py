@@ -75,3 +75,39 @@ def test_describe_names_measured_value_and_threshold():
     line = checks.describe({"name": "psi", "measured": 0.71, "threshold": {"warn": 0.1, "fail": 0.25},
                             "verdict": "fail", "detail": ""})
     assert line == "psi = 0.71 (threshold warn 0.1, fail 0.25)"
+
+
+@pytest.mark.parametrize(
+    "rows, history, verdict, setting",
+    [
+        (600, [600, 590, 610], "pass", None),
+        (300, [600, 590, 610], "pass", None),          # exactly half of 600: the bound itself passes
+        (299, [600, 590, 610], "fail", "min_volume_ratio"),
+        (1300, [600, 620, 640], "fail", "max_volume_ratio"),
+        (0, [100, 100], "fail", "min_volume_ratio"),
+        (600, [], "skip", None),                       # nothing to compare with yet
+        (600, [0, 0, 5], "skip", None),                # the median day was empty
+    ],
+)
+def test_check_volume_against_the_median_of_earlier_drops(rows, history, verdict, setting):
+    result = checks.check_volume(rows, history, min_ratio=0.5, max_ratio=2.0)
+    assert (result["verdict"], result["setting"]) == (verdict, setting)
+    assert result["drops"] == len(history)
+
+
+def test_check_volume_uses_the_median_so_one_odd_day_does_not_move_the_bar():
+    result = checks.check_volume(50, [100, 100, 100, 5000, 100], min_ratio=0.5, max_ratio=2.0)
+    assert result["median"] == 100 and result["ratio"] == 0.5 and result["verdict"] == "pass"
+
+
+def test_a_ratio_of_zero_disables_its_side():
+    assert checks.check_volume(0, [100], min_ratio=0, max_ratio=2.0)["verdict"] == "pass"
+    assert checks.check_volume(10_000, [100], min_ratio=0.5, max_ratio=0)["verdict"] == "pass"
+    assert checks.check_volume(10, [100], min_ratio=0.5, max_ratio=0)["verdict"] == "fail"
+
+
+def test_describe_volume_names_file_rows_median_and_setting():
+    result = checks.check_volume(180, [600, 600, 580], min_ratio=0.5, max_ratio=2.0)
+    line = checks.describe_volume("raw/clients/dt=2026-03-01/clients.csv", result, window_days=7)
+    assert line.startswith("raw/clients/dt=2026-03-01/clients.csv: 180 rows, 0.30 x the median 600 rows of the 3 drop(s)")
+    assert "below [validate] min_volume_ratio = 0.5" in line and "\n" not in line

@@ -105,8 +105,8 @@ def test_parse_salary_blank_is_unknown_not_an_error(text):
         ("1234 567", "bad number"),
         ("1.234,567.8", "bad number"),
         ("9" * 400, "bad number"),
-        ("45000 usd", "unknown unit"),
-        ("45 тыс долларов", "unknown unit"),
+        ("45000 usdt", "unknown unit"),
+        ("45 тыс долларов", "foreign currency (USD)"),
         ("12 тр руб", "unknown unit"),
         ("40-50 тыс", "unknown unit"),
         ("45000 р/мес примерно", "unknown unit"),
@@ -122,6 +122,32 @@ def test_parse_salary_rejects_with_a_fixed_reason(text, reason):
     assert caught.value.text == text
     assert reason in SALARY_REASONS
     assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("1500 USD", "USD"), ("1500usd", "USD"), ("$2000", "USD"), ("$ 2 000", "USD"), ("2000$", "USD"),
+        ("US$ 1500", "USD"), ("2000 долл", "USD"), ("2 000 долл.", "USD"), ("3 тыс долларов", "USD"),
+        ("1500 usd в месяц", "USD"), ("2000 $/мес", "USD"),
+        ("€1800", "EUR"), ("1800 евро", "EUR"), ("1800 EUR/мес", "EUR"), ("1,5 тыс. €", "EUR"),
+        ("£900", "GBP"), ("10000 юаней", "CNY"), ("300 000 тенге", "KZT"), ("5000 грн", "UAH"),
+    ],
+)
+def test_parse_salary_names_a_foreign_currency_and_never_converts_it(text, code):
+    with pytest.raises(SalaryError) as caught:
+        parse_salary(text)
+    assert caught.value.reason == f"foreign currency ({code})"
+    assert caught.value.reason in SALARY_REASONS
+
+
+def test_clean_clients_quarantines_foreign_salaries_with_their_currency():
+    raw = pd.DataFrame({"client_id": ["1", "2", "3", "4"], "sex": ["М", "Ж", "М", "Ж"], "age": ["30", "31", "32", "33"],
+                        "salary": ["1500 USD", "€1800", "2000 долл", "45 000 р/мес"]})
+    cleaned = clean_clients(raw, **BOUNDS)
+    assert cleaned.reason.tolist() == ["salary: foreign currency (USD)", "salary: foreign currency (EUR)",
+                                       "salary: foreign currency (USD)", None]
+    assert cleaned.salary_rub_month.iloc[:3].isna().all() and cleaned.raw_salary.iloc[0] == "1500 USD"
 
 
 def _mixed_case(draw, text: str) -> str:
@@ -444,3 +470,32 @@ def test_the_sample_data_bad_rows_are_exactly_what_the_parsers_reject_and_stay_u
     bad = tx.client_id.isna() | (tx.ts < start) | (tx.ts >= start + pd.Timedelta(days=1)) | ~np.isfinite(tx.amount)
     assert 0 < bad.sum() and bad.mean() < 0.01
     assert (tx.amount < 0).sum() > 0  # refunds are there, and are not bad rows
+
+
+def test_labels_accept_zero_and_one_in_any_spelling():
+    from nightshift.cleaning import parse_labels
+
+    frame = pd.DataFrame({"client_id": ["101", " 102 ", "+103", "104"], "defaulted": ["1", "1.0", " 0 ", "0.00"]})
+    got = parse_labels(frame, "raw/labels/dt=2026-01-01/labels.csv")
+    assert got["client_id"].tolist() == [101, 102, 103, 104] and got["defaulted"].tolist() == [1, 1, 0, 0]
+    assert str(got["client_id"].dtype) == "int64" and str(got["defaulted"].dtype) == "int64"
+
+
+def test_bad_labels_fail_in_one_line_naming_file_count_and_three_examples():
+    from nightshift.cleaning import parse_labels
+    from nightshift.errors import SchemaError
+
+    frame = pd.DataFrame({"client_id": ["1", "x2", "3", "4", "5", "6"],
+                          "defaulted": ["2", "0", "yes", "", "0.5", "1"]})
+    with pytest.raises(SchemaError) as raised:
+        parse_labels(frame, "labels.csv")
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith("labels.csv: 5 of 6 row(s)")
+    assert "defaulted='2'" in message and "client_id='x2'" in message and "defaulted='yes'" in message
+    assert "0.5" not in message, "three examples at most"
+    with pytest.raises(SchemaError, match="missing column"):
+        parse_labels(pd.DataFrame({"client_id": ["1"], "default": ["1"]}), "labels.csv")
+    with pytest.raises(SchemaError, match="labelled more than once"):
+        parse_labels(pd.DataFrame({"client_id": ["1", "1"], "defaulted": ["1", "0"]}), "labels.csv")
+    with pytest.raises(SchemaError, match="no label rows"):
+        parse_labels(pd.DataFrame({"client_id": [], "defaulted": []}), "labels.csv")

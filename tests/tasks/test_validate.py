@@ -1,4 +1,5 @@
 """The gate on a scored night: accept, reject (nothing published, production keeps the day before), approve."""
+import datetime as dt
 import json
 import os
 import shutil
@@ -96,7 +97,7 @@ def test_an_approved_batch_is_published_and_the_approval_is_recorded(next_day):
     approve(DRIFT_DATE, "marketing campaign doubled the young segment", "alice")
     result = build(DailyScoring(date=DRIFT_DATE))
     assert not result["failed"]
-    assert families(result["completed"]) == ["DailyScoring", "Publish", "ValidatePredictions"]
+    assert families(result["completed"]) == ["DailyScoring", "MonitorModel", "Publish", "ValidatePredictions"]
     got = report()
     assert got["verdict"] == "approved"
     assert got["approval"]["by"] == "alice" and "campaign" in got["approval"]["reason"]
@@ -176,7 +177,16 @@ def test_a_drifted_day_stops_at_the_gate_with_exit_30_and_a_mail_then_approval_p
     page = ValidatePredictions(date=DRIFT_DATE).output().read_file("report.html").decode()
     assert "<svg" in page and f"last published day {SCORE_DATE}" in page
     assert [m["Subject"] for m in mailbox.messages] == [f"nightshift {DRIFT_DATE}: batch rejected"]
-    assert "  - psi = " in mailbox.messages[0].get_payload()[0].get_payload(decode=True).decode()
+    mail = mailbox.messages[0].get_payload()[0].get_payload(decode=True).decode()
+    assert "  - psi = " in mail
+    # The drop moved salaries and ages (and the risky spend of its last day): those lead the feature drift.
+    ranked = list(got["feature_psi"])
+    assert set(ranked[:2]) == {"salary_rub_month", "age"}, got["feature_psi"]
+    assert got["feature_psi"]["salary_rub_month"] > 0.25 and got["feature_psi"]["is_male"] < 0.05
+    assert list(got["feature_psi"].values()) == sorted(got["feature_psi"].values(), reverse=True)
+    assert "Most drifted features (PSI against the model's training data):\n" + "".join(
+        f"  - {name}: PSI {psi:.4f}\n" for name, psi in list(got["feature_psi"].items())[:3]) in mail
+    assert page.index(f"<td>{ranked[0]}</td>") < page.index(f"<td>{ranked[1]}</td>") < page.index(f"<td>{ranked[-1]}</td>")
 
     approved = subprocess.run([str(REPO / "bin" / "approve"), "--date", DRIFT_DATE.isoformat(), "--reason",
                                "salary reform, checked with risk", "--by", "carol"], cwd=REPO,
@@ -189,3 +199,18 @@ def test_a_drifted_day_stops_at_the_gate_with_exit_30_and_a_mail_then_approval_p
     assert after["latest"] == [(DRIFT_DATE.isoformat(), got["rows"])]
     assert after["log"][-1][2:] == ("approved", "carol", "salary reform, checked with risk")
     assert len(mailbox.messages) == 1, "no mail for a successful run"
+
+
+def test_the_report_shows_the_volume_of_every_raw_drop_of_the_night(scored_root):
+    report_dir = ValidatePredictions(date=SCORE_DATE).output()
+    report = json.loads(report_dir.read_file("validation.json"))
+    volumes = {v["drop"].rsplit("/raw/", 1)[1]: v for v in report["volumes"]}
+    snapshot = SCORE_DATE - dt.timedelta(days=1)
+    assert set(volumes) == {f"clients/dt={snapshot}"} | {f"transactions/dt={snapshot - dt.timedelta(days=k)}"
+                                                          for k in range(7)}
+    clients = volumes[f"clients/dt={snapshot}"]
+    lines = (scored_root / "raw" / "clients" / f"dt={snapshot}" / "clients.csv").read_text().count("\n") - 1
+    assert clients["measured"] == lines and clients["verdict"] == "pass" and 0.9 < clients["ratio"] < 1.1
+    assert clients["drops"] == 7 and clients["threshold"] == {"min_volume_ratio": 0.5, "max_volume_ratio": 2.0}
+    page = report_dir.read_file("report.html").decode()
+    assert f"Raw volumes: clients/dt={snapshot}: {lines} rows (" in page
