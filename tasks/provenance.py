@@ -411,7 +411,8 @@ class Provenance:
         return self.expected(task)["fingerprint"]
 
     def is_stale(self, task: luigi.Task) -> bool:
-        """Recorded with another fingerprint than the task would record now (no manifest: unknown, not stale)."""
+        """Recorded with another fingerprint than the task would record now (no manifest: unknown, not stale;
+        an unreadable one proves nothing: stale)."""
         recorded = self.recorded(task)
         return recorded is not None and recorded.get("fingerprint") != self.expected(task)["fingerprint"]
 
@@ -430,9 +431,6 @@ class Provenance:
         return not task.rebuild_when_stale or (task.frozen_by_publish and self.published(task.date))
 
     def must_rebuild(self, task: luigi.Task) -> bool:
-        recorded = self.recorded(task)
-        if recorded is not None and "fingerprint" not in recorded:
-            return True  # an unreadable manifest proves nothing
         return not self.stays(task) and self.is_stale(task)
 
     def manifest(self, task: luigi.Task, rows: int | None = None) -> dict:
