@@ -6,7 +6,7 @@ here with what Luigi needs to show them as one line.
 import logging
 
 from nightshift.errors import (  # noqa: F401
-    ApprovalError, ConfigurationError, DataQualityError, FeatureMismatch, ModelIntegrityError, NightshiftError,
+    ApprovalError, ConfigurationError, CorruptTargetError, DataQualityError, DiskFullError, FeatureMismatch, ModelIntegrityError, NightshiftError,
     NotEnoughSnapshots, PredictionsRejected, PublishError, SchemaError, VolumeError,
 )
 
