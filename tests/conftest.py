@@ -201,7 +201,9 @@ class Mailbox:
         self.controller.start()
 
     def stop(self) -> None:
-        self.controller.stop()
+        """Stop listening (the port is then closed); stopping twice is harmless."""
+        if self.controller.loop.is_running():
+            self.controller.stop()
 
 
 @pytest.fixture
