@@ -148,12 +148,33 @@ class ExplainsFailures:
         return super().on_failure(exception)
 
 
+def _is_scheduler_gone(error: BaseException | None) -> bool:
+    """Luigi's RPCError: luigid stopped answering (checked by name: importing luigi.rpc here costs for nothing)."""
+    return type(error).__name__ == "RPCError" and type(error).__module__ == "luigi.rpc"
+
+
+def scheduler_gone(error: BaseException) -> str:
+    """One line for a run whose luigid stopped answering: which scheduler, why, what happened and what to do."""
+    url = re.search(r"remote scheduler '([^']+)'", str(error))
+    cause = str(getattr(error, "sub_exception", None) or error)
+    errno = re.search(r"\[Errno \d+\] [^'\")>]+", cause)
+    return (f"the central scheduler {url.group(1) if url else ''} went away while the night ran "
+            f"({errno.group(0) if errno else cause[:200]}, {str(error).split(' when ')[0].lower()}); the task that "
+            "was running finished or failed on its own and nothing half-written is left. Restart it "
+            "(bin/scheduler start) or rerun with the local scheduler: the rerun does what is left")
+
+
 class _ExpectedFailureLog(logging.Filter):
     """Luigi logs every failed task with its traceback; a NightshiftError's message says it all, so log only that."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, NightshiftError):
+        if _is_scheduler_gone(error):
+            record.msg = scheduler_gone(error).replace("%", "%%")
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        elif isinstance(error, NightshiftError):
             # record.msg is a %-format string: a "%" in the message (a rate) must not be read as a placeholder.
             record.msg = f"{record.msg}: {type(error).__name__}: {str(error).replace('%', '%%')}"
             record.exc_info = None
