@@ -58,13 +58,28 @@ def check_mean_shift(mean_today: float, mean_last: float | None, last_date: str 
                   detail=f"mean score {mean_today:.5f} today vs {mean_last:.5f} published for {last_date}")
 
 
-def check_quarantine(rejected_by_reason: dict[str, int], total: int, max_rate: float) -> dict:
-    """Share of the day's raw rows (client snapshot and transaction window) quarantined, with the count per reason."""
-    rejected = sum(rejected_by_reason.values())
-    rate = rejected / total if total else 0.0
-    reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(rejected_by_reason.items()))
-    return _check("quarantine_rate", round(rate, 6), max_rate, rate <= max_rate,
-                  detail=f"{rejected} of {total} raw rows quarantined" + (f" ({reasons})" if reasons else ""))
+def check_quarantine(partitions: list[dict], max_rate: float) -> dict:
+    """The highest rejected share of one raw partition (the client snapshot, each day of the transaction window).
+
+    `partitions` are `{"path", "rows", "rejected", "reasons"}`; `rows` is None where the rows read are unknown
+    (a quarantine folder written without `_counts.json`): such a partition is listed as unknown, never measured
+    against 0 rows. The worst partition is gated, not the pool: a bad day must not hide among good ones.
+    The feature stage fails a partition above the same threshold when it writes it; this check re-reads every
+    partition the night uses, including those written on earlier nights under other settings.
+    """
+    known = [p for p in partitions if p.get("rows")]
+    unknown = [p["path"] for p in partitions if not p.get("rows")]
+    unknown_note = (f"; rows read unknown (no _counts.json) for {len(unknown)} partition(s): {', '.join(unknown)}"
+                    if unknown else "")
+    if not known:
+        return {**_check("quarantine_rate", None, max_rate, True,
+                         detail=f"no partition with known row counts{unknown_note}"), "verdict": "skip"}
+    worst = max(known, key=lambda p: (p["rejected"] / p["rows"], p["path"]))
+    rate = worst["rejected"] / worst["rows"]
+    reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(worst.get("reasons", {}).items()))
+    detail = (f"worst of {len(known)} partition(s): {worst['rejected']} of {worst['rows']} raw rows quarantined in "
+              f"{worst['path']}" + (f" ({reasons})" if reasons else "") + unknown_note)
+    return _check("quarantine_rate", round(rate, 6), max_rate, rate <= max_rate, detail=detail)
 
 
 def failed(checks: list[dict]) -> list[dict]:

@@ -74,16 +74,13 @@ class ValidatePredictions(Recorded, ExplainsFailures, luigi.Task):
         previous = self.previous_day(meta["reference_histogram"]["edges"])
         mean_today = float(np.nanmean(scores)) if len(scores) else float("nan")
         quarantine = quarantine_counts(self.date)
-        rejected = {f"{kind} {reason}": n for kind in ("clients", "transactions")
-                    for reason, n in quarantine[kind].items()}
-        total = sum(quarantine["rows"].values())
         results = [
             schema,
             *checks.check_scores(scores, ids, expected),
             checks.check_psi(scores, meta["reference_histogram"], cfg.psi_warn, cfg.psi_fail),
             checks.check_mean_shift(mean_today, previous and previous["mean"], previous and previous["date"],
                                     cfg.max_mean_shift),
-            checks.check_quarantine(rejected, total, cfg.max_quarantine_rate),
+            checks.check_quarantine(quarantine["partitions"], cfg.max_quarantine_rate),
         ]
         report_dir = self.output()
         approval = read_approval(report_dir)

@@ -211,6 +211,25 @@ def test_the_report_shows_the_volume_of_every_raw_drop_of_the_night(scored_root)
     clients = volumes[f"clients/dt={snapshot}"]
     lines = (scored_root / "raw" / "clients" / f"dt={snapshot}" / "clients.csv").read_text().count("\n") - 1
     assert clients["measured"] == lines and clients["verdict"] == "pass" and 0.9 < clients["ratio"] < 1.1
-    assert clients["drops"] == 7 and clients["threshold"] == {"min_volume_ratio": 0.5, "max_volume_ratio": 2.0}
+    assert clients["drops"] == 7 and clients["threshold"] == {"min_snapshot_ratio": 0.9, "max_volume_ratio": 2.0}
     page = report_dir.read_file("report.html").decode()
     assert f"Raw volumes: clients/dt={snapshot}: {lines} rows (" in page
+
+
+def test_the_gate_fails_on_the_worst_quarantined_partition_when_the_threshold_was_tightened(next_day, overlay):
+    """Partitions written under a looser max_quarantine_rate are gated again, each on its own share of rows."""
+    from tasks.features import quarantine_counts
+
+    next_day_from(next_day, lambda s: s)
+    partitions = [p for p in quarantine_counts(DRIFT_DATE)["partitions"] if p["rows"]]
+    worst = max(partitions, key=lambda p: p["rate"])
+    pooled = sum(p["rejected"] for p in partitions) / sum(p["rows"] for p in partitions)
+    assert worst["rate"] > 0
+    overlay.set("validate", "max_quarantine_rate", (worst["rate"] + pooled) / 2 if len(partitions) > 1
+                else worst["rate"] / 2)
+    result = build(DailyScoring(date=DRIFT_DATE))
+    assert families(result["failed"]) == ["ValidatePredictions"]
+    check = {c["name"]: c for c in report()["checks"]}["quarantine_rate"]
+    assert check["verdict"] == "fail" and report()["failed"] == ["quarantine_rate"]
+    assert check["measured"] == pytest.approx(worst["rate"], abs=1e-6)
+    assert f"{worst['rejected']} of {worst['rows']} raw rows quarantined in {worst['path']}" in check["detail"]
