@@ -112,19 +112,20 @@ def test_changed_settings_are_named_and_invalidate_stale_makes_the_rerun_redo_ex
 
     dry = ops.run("invalidate", "--stale", "--date", SCORE_DATE, "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    expected = (f"would redo: DailyScoring({SCORE_DATE}), Predict({SCORE_DATE}), Publish({SCORE_DATE}), "
-                f"TrainModel({SCORE_DATE}), TrainingSet({SCORE_DATE}), ValidatePredictions({SCORE_DATE})")
+    expected = (f"would redo: DailyScoring({SCORE_DATE}), MonitorModel({SCORE_DATE}), Predict({SCORE_DATE}), "
+                f"Publish({SCORE_DATE}), TrainModel({SCORE_DATE}), TrainingSet({SCORE_DATE}), "
+                f"ValidatePredictions({SCORE_DATE})")
     assert expected in dry.stdout, dry.stdout
     assert Publish(date=SCORE_DATE).complete(), "a dry run deletes nothing"
     done = ops.run("invalidate", "--stale", "--date", SCORE_DATE)
-    assert done.returncode == 0 and "Deleted 5 target(s)" in done.stdout, done.stdout + done.stderr
+    assert done.returncode == 0 and "Deleted 6 target(s)" in done.stdout, done.stdout + done.stderr
     assert not Publish(date=SCORE_DATE).complete(), "the publish marker goes with the night's stale targets"
 
     overlay.set("model", "seed", "7")
     result = build(DailyScoring(date=SCORE_DATE))
     assert not result["failed"], result["failed"]
-    assert families(result["completed"]) == ["DailyScoring", "Predict", "Publish", "TrainModel", "TrainingSet",
-                                             "ValidatePredictions"]
+    assert families(result["completed"]) == ["DailyScoring", "MonitorModel", "Predict", "Publish", "TrainModel",
+                                             "TrainingSet", "ValidatePredictions"]
     assert "stale" not in ops.run("status", "--date", SCORE_DATE).stdout
     assert json.loads(published_row(scored_root, SCORE_DATE)[3])["task"] == "Publish"
 

@@ -156,40 +156,34 @@ def test_the_publish_log_gains_the_manifest_column_and_old_tables_keep_working(p
     assert json.loads(json.dumps(marker.manifest()))  # plain JSON, nothing driver specific
 
 
-def rewrite_manifest(task, **changes) -> None:
-    uri = task.output().file(MANIFEST)
-    manifest = json.loads(fs.read_bytes(uri))
-    for key, value in changes.items():
-        if isinstance(value, dict):
-            manifest[key] = {**manifest[key], **value}
-        else:
-            manifest[key] = value
-    fs.write_bytes(uri, json.dumps(manifest).encode())
-
-
 def test_reasons_name_the_changed_code_and_a_published_night_keeps_its_targets(scored_root, monkeypatch):
     from tasks import Publish, TransactionFeatures
     from tests.conftest import SCORE_DATE
 
     day = SCORE_DATE - dt.timedelta(days=1)
-    daily = TransactionDaily(date=day)
+    daily, features = TransactionDaily(date=day), TransactionFeatures(date=SCORE_DATE)
     assert provenance.night_provenance(SCORE_DATE).stale == []
-    # What the manifest says when the target was built by an older aggregate_day.
-    rewrite_manifest(daily, recipe="0" * 16, fingerprint="0" * 16, recipe_parts={"tasks.features.aggregate_day": "0" * 16})
-    report = provenance.night_provenance(SCORE_DATE)
-    stale = {entry.task: entry for entry in report.stale}
-    assert stale[daily].reasons == ["code changed: aggregate_day"] and not stale[daily].stays
-    features = TransactionFeatures(date=SCORE_DATE)
-    assert stale[features].reasons == [f"input stale: features/transactions_daily/date={day}"]
-    assert stale[features].stays and report.published
-    assert not daily.complete(), "rebuilt by the next run that needs it"
-    assert features.complete() and Publish(date=SCORE_DATE).complete(), "the published night stays as it is"
+    edited = FEATURES.replace("spend = F.when(amount > 0, amount)", "spend = F.when(amount >= 0, amount)")
+    monkeypatch.setattr(provenance, "_recipes", recipes_with({"tasks.features": edited}))
+    recipe_of.cache_clear()
+    try:
+        report = provenance.night_provenance(SCORE_DATE)
+        stale = {entry.task: entry for entry in report.stale}
+        assert stale[daily].reasons == ["code changed: aggregate_day"] and not stale[daily].stays
+        first = SCORE_DATE - dt.timedelta(days=7)
+        assert stale[features].reasons == [f"input stale: 7 partitions, features/transactions_daily/date={first} … "
+                                           f"features/transactions_daily/date={day}"]
+        assert stale[features].stays and report.published
+        assert not daily.complete(), "rebuilt by the next run that needs it"
+        assert features.complete() and Publish(date=SCORE_DATE).complete(), "the published night stays as it is"
+    finally:
+        monkeypatch.undo()
+        recipe_of.cache_clear()
 
     monkeypatch.setattr(TransactionDaily, "recipe_version", 1)
     recipe_of.cache_clear()
     try:
-        other = TransactionDaily(date=day - dt.timedelta(days=1))
-        assert provenance.Provenance().reasons(other) == ["recipe forced: TransactionDaily.recipe_version 0 → 1"]
+        assert provenance.Provenance().reasons(daily) == ["recipe forced: TransactionDaily.recipe_version 0 → 1"]
     finally:
         monkeypatch.undo()
         recipe_of.cache_clear()
