@@ -74,7 +74,11 @@ def stale_lines(report: provenance.NightProvenance) -> list[str]:
         if report.published:
             head = f"DailyScoring({report.date}) is published, stale: {head}"
         lines.insert(0, head)
-        lines.append(f"  bin/invalidate --stale --date {report.date} [--dry-run] removes them and what depends on them")
+        if any(entry.stays for entry in report.stale):
+            lines.append(f"  bin/invalidate --stale --date {report.date} [--dry-run] removes them and what depends on "
+                         f"them, so that the next run redoes them")
+        else:
+            lines.append(f"  the next run of DailyScoring({report.date}) rebuilds them")
     if report.unknown:
         lines.append(f"{len(report.unknown)} target(s) without a manifest (written before manifests existed; not "
                      f"judged): bin/invalidate --stale --adopt --date {report.date} records them")
