@@ -14,7 +14,7 @@ class ModelTarget(DirectoryTarget):
 
     def save(self, model: Any, dump: Callable[[Any], bytes], metadata: Callable[[bytes], dict],
              manifest: dict | None = None) -> dict:
-        """Serialise with `dump`, build metadata from the exact bytes written, write both (and `manifest`) atomically."""
+        """Serialise with `dump`, build metadata from the exact bytes written, write both (and `manifest`) at once."""
         blob = dump(model)
         meta = metadata(blob)
         with self.temporary_path(manifest) as tmp:

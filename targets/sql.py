@@ -120,7 +120,9 @@ class PublishMarker(luigi.Target):
         """The manifest recorded with the day's marker row (None: not published, or published before manifests)."""
         eng = engine(self.url)
         inspector = sa.inspect(eng)
-        if not inspector.has_table(self.table) or "manifest" not in {c["name"] for c in inspector.get_columns(self.table)}:
+        if not inspector.has_table(self.table):
+            return None
+        if "manifest" not in {c["name"] for c in inspector.get_columns(self.table)}:
             return None
         with eng.connect() as conn:
             text = conn.execute(sa.text(f"SELECT manifest FROM {self.table} WHERE score_date = :d"),
@@ -131,10 +133,12 @@ class PublishMarker(luigi.Target):
             manifest = json.loads(text)
         except ValueError as exc:
             return {"unreadable": f"{self.table} {self.score_date}: {exc}"}
-        return manifest if isinstance(manifest, dict) else {"unreadable": f"{self.table} {self.score_date}: not an object"}
+        if not isinstance(manifest, dict):
+            return {"unreadable": f"{self.table} {self.score_date}: not a JSON object"}
+        return manifest
 
     def write_manifest(self, manifest: dict) -> bool:
-        """Record `manifest` on an existing marker row (adopting a day published before manifests); True if the row exists."""
+        """Record `manifest` on the day's marker row (adopting a day published before manifests); True if it exists."""
         with engine(self.url).begin() as conn:
             add_missing_column(conn, self.table, "manifest", "TEXT")
             result = conn.execute(sa.text(f"UPDATE {self.table} SET manifest = :m WHERE score_date = :d"),

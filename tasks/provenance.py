@@ -9,7 +9,6 @@ here reads manifests, file listings and source files: no data, no Spark, no impo
 See docs/provenance.md.
 """
 import ast
-import copy
 import datetime as dt
 import functools
 import hashlib

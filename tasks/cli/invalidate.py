@@ -159,10 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adopt", action="store_true",
                         help="With --stale: write manifests into targets that have none; delete nothing.")
     args = parser.parse_args(argv)
+    if args.adopt and not args.stale:
+        parser.error("--adopt goes with --stale: bin/invalidate --stale --adopt --date D")
     if args.stale == (args.task is not None):
         parser.error("name a TASK, or give --stale")
-    if args.adopt and not args.stale:
-        parser.error("--adopt goes with --stale")
     if args.stale:
         for date in nights(args, parser):
             (adopt if args.adopt else invalidate_stale)(date, args.dry_run)

@@ -1,4 +1,4 @@
-"""Stale targets end to end: a re-delivered drop, changed settings, migration; bin/status names, bin/invalidate removes."""
+"""Stale targets end to end: a re-delivered drop, changed settings, migration; bin/status and bin/invalidate."""
 import datetime as dt
 import json
 import shutil

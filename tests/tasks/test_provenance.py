@@ -26,12 +26,11 @@ def recipes_with(edits: dict[str, str]) -> Recipes:
 
 
 def test_a_comment_docstring_or_layout_edit_changes_no_recipe():
-    edited = FEATURES.replace(
-        "def aggregate_day(transactions, day: dt.date):\n",
-        "# Refunds are kept apart: a refund is not negative spend.\ndef aggregate_day(transactions, day: dt.date):  # per client\n",
-    ).replace('"""Per client aggregates of one day;', '"""Per client aggregates of one calendar day;')
-    edited = edited.replace("    amount = F.col(\"amount\")\n    spend =", "    amount = F.col(\"amount\")  # roubles\n\n    spend =")
-    assert edited.count("roubles") >= 1 and edited != FEATURES
+    signature = "def aggregate_day(transactions, day: dt.date):"
+    edited = FEATURES.replace(f"{signature}\n", f"# Refunds are kept apart: not negative spend.\n{signature}  # per client\n")
+    edited = edited.replace('"""Per client aggregates of one day;', '"""Per client aggregates of one calendar day;')
+    edited = edited.replace('    amount = F.col("amount")\n    spend =', '    amount = F.col("amount")  # roubles\n\n    spend =')
+    assert all(edit in edited for edit in ("# per client", "one calendar day", "# roubles\n\n"))
     assert recipes_with({"tasks.features": edited}).parts([DAILY]) == Recipes().parts([DAILY])
 
 
