@@ -2,6 +2,7 @@
 import datetime as dt
 import html
 import json
+import logging
 
 import luigi
 import numpy as np
@@ -14,6 +15,8 @@ from tasks import config
 from tasks.errors import ApprovalError, ExplainsFailures, PredictionsRejected
 from tasks.features import quarantine_counts
 from tasks.predict import Predict
+
+logger = logging.getLogger("luigi-interface")
 
 
 def read_approval(report_dir: DirectoryTarget) -> dict | None:
@@ -143,7 +146,7 @@ class ValidatePredictions(ExplainsFailures, luigi.Task):
             else np.array([])
         expected = predict.input()["table"].read_arrow(columns=["client_id"]).num_rows
         cfg = config.validate()
-        previous = self.previous_day(meta["reference_histogram"]["edges"])
+        previous, unknown = self.previous_day(meta["reference_histogram"]["edges"])
         mean_today = float(np.nanmean(scores)) if len(scores) else float("nan")
         quarantine = quarantine_counts(self.date)
         rejected = {f"{kind} {reason}": n for kind in ("clients", "transactions")
@@ -154,7 +157,7 @@ class ValidatePredictions(ExplainsFailures, luigi.Task):
             *checks.check_scores(scores, ids, expected),
             checks.check_psi(scores, meta["reference_histogram"], cfg.psi_warn, cfg.psi_fail),
             checks.check_mean_shift(mean_today, previous and previous["mean"], previous and previous["date"],
-                                    cfg.max_mean_shift),
+                                    cfg.max_mean_shift, unknown),
             checks.check_quarantine(rejected, total, cfg.max_quarantine_rate),
         ]
         report_dir = self.output()
@@ -169,13 +172,24 @@ class ValidatePredictions(ExplainsFailures, luigi.Task):
             raise PredictionsRejected(rejection_message(report, report_dir.file(HTML_FILE)))
         report_dir.mark_complete()
 
-    def previous_day(self, edges: list[float]) -> dict | None:
-        """Mean and histogram (today's bins) of the last day in production before this one."""
+    def previous_day(self, edges: list[float]) -> tuple[dict | None, str | None]:
+        """Mean and histogram (today's bins) of the last day in production before this one, and why it is unknown.
+
+        With the production database unreachable the batch is still validated on everything else (the
+        mean-shift check is skipped, saying why): Publish is the task that needs the database and the one that
+        fails, so the rerun once it is back runs only Publish.
+        """
         url = config.publish().database_url()
-        day = sql.previous_publication(url, self.date)
-        if day is None:
-            return None
-        return {"date": day.isoformat(), **sql.column_summary(url, "predictions", "score", day, edges)}
+        try:
+            day = sql.previous_publication(url, self.date)
+            if day is None:
+                return None, None
+            return {"date": day.isoformat(), **sql.column_summary(url, "predictions", "score", day, edges)}, None
+        except sql.UNREACHABLE as exc:
+            where = sql.describe(url)
+            logger.warning("production database %s unreachable (%s): the mean-shift check of %s is skipped",
+                           where, sql.unreachable_reason(url, exc), self.date)
+            return None, f"production database {where} unreachable: the last published day is unknown"
 
 
 def rejection_message(report: dict, html_uri: str) -> str:
