@@ -14,6 +14,7 @@ import pytest
 
 from targets.directory import ParquetTarget
 from tasks import ClientFeatures, FeatureTable, TransactionDaily, config
+from tasks.errors import ConfigurationError
 from tasks.features import QUARANTINE_COUNTS, quarantine_counts
 from tests.conftest import SCORE_DATE, build, families
 
@@ -310,13 +311,13 @@ def test_a_snapshot_with_another_file_name_fails_listing_what_is_there(root, fai
     assert "clients.csv: cannot read the client snapshot" in message and "Clients_2026-03-01.csv" in message
 
 
-def test_an_unknown_encoding_setting_is_named(root, overlay, failures):
+def test_an_unknown_encoding_setting_is_named_before_any_task_runs(root, overlay):
     overlay.set("raw", "encoding", "win-1251")
     write_clients(root, clients_csv(*GOOD_CLIENTS))
 
-    build(ClientFeatures(date=SCORE_DATE))
-
-    assert "[raw] encoding = 'win-1251' is not a known encoding" in only_failure(failures, "ClientFeatures")
+    with pytest.raises(ConfigurationError, match=r"\[raw\] encoding = 'win-1251': not a known encoding"):
+        build(ClientFeatures(date=SCORE_DATE))
+    assert not ClientFeatures(date=SCORE_DATE).quarantine().exists()
 
 
 def good_frame():
