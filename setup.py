@@ -5,7 +5,7 @@ setup(
     name="nightshift",
     version="0.1.0",
     description="Nightly batch scoring of a whole client base: Spark features, scikit-learn model, gated publish.",
-    packages=["nightshift", "tasks", "targets"],
+    packages=["nightshift", "tasks", "tasks.cli", "targets"],
     package_data={"tasks": ["log4j2.properties"]},
     python_requires=">=3.10",
     install_requires=[
@@ -19,9 +19,18 @@ setup(
         # luigi's task history (luigid) breaks on SQLAlchemy 2.
         "sqlalchemy>=1.4.54,<2",
         "psycopg2-binary>=2.9,<3",
+        # the night's metrics file for node_exporter's textfile collector
+        "prometheus_client>=0.17,<1",
     ],
     entry_points={
-        "console_scripts": ["nightshift-sample-data = nightshift.sample:main"],
+        "console_scripts": [
+            "nightshift-sample-data=nightshift.sample:main",
+            "nightshift-status=tasks.cli.status:main",
+            "nightshift-invalidate=tasks.cli.invalidate:main",
+            "nightshift-approve=tasks.cli.approve:main",
+            "nightshift-summary=tasks.cli.summary:main",
+            "nightshift-scheduler=tasks.cli.scheduler:main",
+        ],
     },
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "aiosmtpd>=1.4", "pillow>=10"],

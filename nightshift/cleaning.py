@@ -459,3 +459,42 @@ def explain_unreadable(raw: pd.DataFrame, malformed: pd.Series, encoding: str) -
         undecodable |= column.str.contains(REPLACEMENT_CHARACTER, regex=False, na=False).to_numpy(dtype=bool)
     reason[undecodable] = UNDECODABLE
     return reason
+
+
+from nightshift.schema import KEY, LABEL, LABEL_COLUMNS  # noqa: E402
+
+_INTEGER_RE = r"^[+-]?[0-9]+$"
+
+
+def parse_labels(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """A label drop read as text (`client_id,defaulted`) as (client_id int64, defaulted int64).
+
+    `defaulted` is accepted when it is exactly 0 or 1 in any spelling (`1`, `1.0`, ` 0 `); the
+    client_id must be an integer. Anything else, a missing column, a duplicated client or an
+    empty drop raises one SchemaError naming `source`, the count and up to three examples: an
+    outcome is never guessed.
+    """
+    missing = [c for c in LABEL_COLUMNS if c not in frame.columns]
+    if missing:
+        raise SchemaError(f"{source}: missing column(s) {missing}; expected header {','.join(LABEL_COLUMNS)}, "
+                          f"found {list(frame.columns)}")
+    if frame.empty:
+        raise SchemaError(f"{source}: no label rows")
+    ids = frame[KEY].astype("string").str.strip()
+    values = frame[LABEL].astype("string").str.strip()
+    id_ok = ids.str.match(_INTEGER_RE).fillna(False).to_numpy(dtype=bool)
+    number = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    label_ok = np.isin(number, (0.0, 1.0))
+    bad = np.flatnonzero(~(id_ok & label_ok))
+    if len(bad):
+        examples = "; ".join(f"line {i + 2}: {KEY}={frame[KEY].iloc[i]!r}, {LABEL}={frame[LABEL].iloc[i]!r}"
+                             for i in bad[:3])
+        raise SchemaError(f"{source}: {len(bad)} of {len(frame)} row(s) with a {KEY} that is not an integer or a "
+                          f"{LABEL} that is not 0/1 (e.g. {examples})")
+    out = pd.DataFrame({KEY: ids.astype("int64").to_numpy(), LABEL: number.astype("int64")})
+    duplicated = out[KEY].duplicated(keep=False)
+    if duplicated.any():
+        repeated = out.loc[duplicated, KEY].unique()
+        raise SchemaError(f"{source}: {len(repeated)} {KEY}(s) labelled more than once "
+                          f"(e.g. {', '.join(map(str, repeated[:3]))})")
+    return out

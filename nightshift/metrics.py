@@ -37,3 +37,72 @@ def quality(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import brier_score_loss, roc_auc_score
 
     return {"auc": float(roc_auc_score(labels, scores)), "brier": float(brier_score_loss(labels, scores))}
+
+
+def feature_reference(values: np.ndarray, bins: int = 10) -> dict:
+    """A feature's reference histogram: cut points at its quantiles, counts per bin, and missing values apart.
+
+    Bins are (-inf, c1], (c1, c2], ..., (ck, inf): right-closed, so a value repeated across a quantile
+    (the zeros of a count, the 0/1 of a flag) stays in one bin, and open-ended, so tonight's values
+    beyond the training range still fall in the outer bins. NaN and None count as `missing`.
+    """
+    x = np.asarray(values, dtype=float)
+    present = x[~np.isnan(x)]
+    cuts = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1])) if len(present) else np.array([])
+    reference = {"edges": [float(c) for c in cuts]}
+    reference.update(feature_histogram(x, reference))
+    return reference
+
+
+def feature_histogram(values: np.ndarray, reference: dict) -> dict:
+    """Counts of `values` in a feature reference's bins (`counts`) and how many are missing (`missing`)."""
+    x = np.asarray(values, dtype=float)
+    missing = np.isnan(x)
+    bins = np.searchsorted(np.asarray(reference["edges"], dtype=float), x[~missing], side="left")
+    counts = np.bincount(bins, minlength=len(reference["edges"]) + 1)
+    return {"counts": [int(c) for c in counts], "missing": int(missing.sum())}
+
+
+def feature_psi(values: np.ndarray, reference: dict) -> float:
+    """PSI of a feature's values against its reference histogram, the missing share counted as one more bin."""
+    today = feature_histogram(values, reference)
+    return population_stability_index([*reference["counts"], reference.get("missing", 0)],
+                                      [*today["counts"], today["missing"]])
+
+
+def realized_performance(labels: np.ndarray, scores: np.ndarray, expected_auc: float | None,
+                         max_auc_drop: float, min_auc: float) -> dict:
+    """How a published day's scores did against the outcomes that landed, and whether the model degraded.
+
+    `labels` and `scores` are the rows of the join (one per client published and labelled). The day
+    is `degraded` when its AUC is below `expected_auc - max_auc_drop` (the model's holdout AUC, when
+    known) or below the floor `min_auc`. AUC needs both outcomes: a one-class join has no AUC and
+    is judged on nothing (`ok`, with the reason in `notes`).
+    """
+    y = np.asarray(labels, dtype=int)
+    p = np.asarray(scores, dtype=float)
+    if len(y) != len(p):
+        raise ValueError(f"{len(y)} labels for {len(p)} scores")
+    result = {"rows": int(len(y)), "positives": int(y.sum()), "base_rate": float(y.mean()) if len(y) else None,
+              "mean_score": float(p.mean()) if len(p) else None, "auc": None, "brier": None,
+              "expected_auc": expected_auc, "max_auc_drop": max_auc_drop, "min_auc": min_auc,
+              "verdict": "ok", "reasons": [], "notes": []}
+    if not len(y):
+        result["notes"].append("no published client has a label")
+        return result
+    if len(np.unique(y)) < 2:
+        from sklearn.metrics import brier_score_loss
+
+        result["brier"] = float(brier_score_loss(y, p))
+        result["notes"].append(f"every label is {int(y[0])}: AUC is undefined")
+        return result
+    result.update(quality(y, p))
+    if expected_auc is None:
+        result["notes"].append("the model's holdout AUC is unknown: only the floor min_auc applies")
+    elif result["auc"] < expected_auc - max_auc_drop:
+        result["reasons"].append(f"realized AUC {result['auc']:.4f} < holdout AUC {expected_auc:.4f} - "
+                                 f"max_auc_drop {max_auc_drop}")
+    if result["auc"] < min_auc:
+        result["reasons"].append(f"realized AUC {result['auc']:.4f} < min_auc {min_auc}")
+    result["verdict"] = "degraded" if result["reasons"] else "ok"
+    return result

@@ -97,9 +97,10 @@ def train_and_evaluate(data: pd.DataFrame, features: list[str], seed: int,
     """Fit on the older snapshots, measure on the newest; the metadata figures that go with the model.
 
     The report holds row counts, class balance, holdout AUC and Brier, the reference score histogram
-    (quantile edges of the holdout scores, kept fixed for the model's life) and, when the generator's
-    `truth` (client_id, p_default) of the holdout snapshot is given, the oracle's AUC and Brier on the
-    same holdout rows.
+    (quantile edges of the holdout scores, kept fixed for the model's life), a reference histogram of
+    every input feature over the whole training set (what feature drift is measured against) and,
+    when the generator's `truth` (client_id, p_default) of the holdout snapshot is given, the oracle's
+    AUC and Brier on the same holdout rows.
     """
     train, holdout = split_holdout(data)
     if train.empty or train[LABEL].nunique() < 2 or holdout[LABEL].nunique() < 2:
@@ -121,6 +122,8 @@ def train_and_evaluate(data: pd.DataFrame, features: list[str], seed: int,
         "brier": quality["brier"],
         "mean_score": {"holdout": float(scores.mean())},
         "reference_histogram": {"edges": edges, "counts": metrics.histogram(scores, edges)},
+        "feature_reference": {name: metrics.feature_reference(data[name].to_numpy(dtype=float, na_value=np.nan))
+                              for name in features},
     }
     if truth is not None:
         report.update(oracle_quality(holdout, truth))

@@ -64,6 +64,44 @@ def previous_publication(url: str, before: dt.date, table: str = "publish_log") 
     return day
 
 
+def _as_date(value) -> dt.date:
+    return dt.date.fromisoformat(value[:10]) if isinstance(value, str) else value  # SQLite keeps DATE as text
+
+
+def published_days(url: str, start: dt.date, end: dt.date, table: str = "publish_log") -> dict[dt.date, dict]:
+    """Days published in [start, end] (inclusive) with their marker: rows, model_version, published_at."""
+    eng = engine(url)
+    if not sa.inspect(eng).has_table(table):
+        return {}
+    with eng.connect() as conn:
+        rows = conn.execute(sa.text(f"SELECT score_date, rows, model_version, published_at FROM {table} "
+                                    "WHERE score_date >= :a AND score_date <= :b ORDER BY score_date"),
+                            {"a": start, "b": end}).fetchall()
+    return {_as_date(r[0]): {"rows": int(r[1]), "model_version": r[2], "published_at": str(r[3])} for r in rows}
+
+
+def published_scores(url: str, day: dt.date, table: str = "predictions"):
+    """What production got for `day`: a pyarrow table (client_id int64, score double, model_version string)."""
+    import pyarrow as pa
+
+    ids, scores, versions = [], [], []
+    with engine(url).connect() as conn:
+        result = conn.execution_options(stream_results=True).execute(
+            sa.text(f"SELECT client_id, score, model_version FROM {table} WHERE score_date = :d"), {"d": day})
+        while chunk := result.fetchmany(50_000):
+            for cid, score, version in chunk:
+                ids.append(cid)
+                scores.append(score)
+                versions.append(version)
+    return pa.table({"client_id": pa.array(ids, pa.int64()), "score": pa.array(scores, pa.float64()),
+                     "model_version": pa.array(versions, pa.string())})
+
+
+def publication(url: str, day: dt.date, table: str = "publish_log") -> dict | None:
+    """The marker row of `day`: rows, model_version, published_at (None when the day is not published)."""
+    return published_days(url, day, day, table).get(day)
+
+
 def column_summary(url: str, table: str, column: str, day: dt.date, edges: list[float]) -> dict:
     """Mean, row count and histogram (bins [e_i, e_i+1), the last one closed) of one day's column, computed in the database."""
     bins = []

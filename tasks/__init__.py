@@ -1,5 +1,6 @@
 """nightshift's Luigi tasks: `luigi --module tasks DailyScoring --date YYYY-MM-DD`."""
 from tasks.features import ClientFeatures, FeatureTable, TransactionDaily, TransactionFeatures
+from tasks.monitor import MonitorModel, RealizedPerformance
 from tasks.pipeline import DailyScoring
 from tasks.predict import Predict
 from tasks.publish import Publish
@@ -14,5 +15,6 @@ settings.install()  # every run of this process validates the settings before an
 __all__ = [
     "RawClients", "RawTransactions", "RawLabels",
     "ClientFeatures", "TransactionDaily", "TransactionFeatures", "FeatureTable",
-    "TrainingSet", "TrainModel", "Predict", "ValidatePredictions", "Publish", "DailyScoring",
+    "TrainingSet", "TrainModel", "Predict", "ValidatePredictions", "Publish",
+    "RealizedPerformance", "MonitorModel", "DailyScoring",
 ]

@@ -37,6 +37,7 @@ def rejection_mail(report: dict, report_uri: str, html_uri: str) -> tuple[str, s
         f"Failed checks ({len(failed)}):",
         *[f"  - {describe(c)}" for c in failed],
         "",
+        *drift_lines(report),
         f"Report: {html_uri}",
         f"Checks: {report_uri}",
         "",
@@ -44,6 +45,39 @@ def rejection_mail(report: dict, report_uri: str, html_uri: str) -> tuple[str, s
         f"  bin/approve --date {report['date']} --reason '...'",
     ]
     return f"nightshift {report['date']}: batch {report['verdict']}", "\n".join(lines)
+
+
+def drift_lines(report: dict, top: int = 3) -> list[str]:
+    """The features that drifted most against the model's training data, for a person deciding what changed."""
+    ranked = list((report.get("feature_psi") or {}).items())[:top]
+    if not ranked:
+        note = report.get("feature_psi_note")
+        return [f"Feature drift: {note}", ""] if note else []
+    return ["Most drifted features (PSI against the model's training data):",
+            *[f"  - {name}: PSI {psi:.4f}" for name, psi in ranked], ""]
+
+
+def degraded_mail(performance: dict, uri: str) -> tuple[str, str]:
+    """Subject and body of the one alert a degraded day sends: the day, the model, realized and expected AUC."""
+    day, version = performance["date"], performance["model_version"]
+    expected = performance.get("expected_auc")
+    expected_text = "unknown" if expected is None else f"{expected:.4f}"
+    lines = [
+        f"The scores published for {day} by model {version} did worse than the model promised, now that "
+        f"their outcomes have landed: realized AUC {performance['auc']:.4f}, expected (holdout) AUC {expected_text}.",
+        "",
+        *[f"  - {reason}" for reason in performance.get("reasons", [])],
+        "",
+        f"Rows matched: {performance['rows']}, default rate {performance['base_rate']:.4f}, "
+        f"Brier {performance['brier']:.4f}.",
+        f"Details: {uri}",
+        "",
+        "Nothing was held back: this is an alert, not a failure. Consider retraining on recent labels",
+        "(bin/invalidate TrainModel --date <model date> --downstream) and see reports/index.html for the trend.",
+    ]
+    short = "unknown" if expected is None else f"{expected:.3f}"
+    return f"nightshift {day}: model {version} degraded (realized AUC {performance['auc']:.3f}, " \
+           f"expected {short})", "\n".join(lines)
 
 
 def failure_mail(task: luigi.Task, explanation: str, headline: str) -> tuple[str, str]:

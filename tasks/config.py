@@ -109,3 +109,16 @@ class cron(luigi.Config):
     log_dir = luigi.Parameter(default="logs", description="bin/run-daily's logs, one file per run date (relative to the repo).")
     log_keep_days = luigi.IntParameter(default=30, description="Run logs older than this many days are deleted.")
     lock_file = luigi.Parameter(default="var/run-daily.lock", description="flock file: one bin/run-daily at a time.")
+
+
+class monitor(luigi.Config):
+    max_auc_drop = luigi.FloatParameter(
+        default=0.05, description="A published day whose realized AUC is below the model's holdout AUC minus this is degraded.")
+    min_auc = luigi.FloatParameter(default=0.0, description="A realized AUC below this floor is degraded (0 = off).")
+    lookback_days = luigi.IntParameter(
+        default=90, description="MonitorModel(D) checks the published days of the last N days whose labels have landed.")
+    metrics_file = luigi.Parameter(
+        default="", description="Prometheus textfile-collector output; empty = <root>/metrics/nightshift.prom.")
+
+    def metrics_path(self) -> str:
+        return self.metrics_file or path("metrics", "nightshift.prom")

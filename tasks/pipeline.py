@@ -1,6 +1,7 @@
-"""The nightly entry point: DailyScoring(D) is done when D's validated scores are in production."""
+"""The nightly entry point: DailyScoring(D) is done when D's validated scores are in production and monitored."""
 import luigi
 
+from tasks.monitor import MonitorModel
 from tasks.publish import Publish
 
 
@@ -10,7 +11,7 @@ class DailyScoring(luigi.WrapperTask):
     date = luigi.DateParameter()
 
     def requires(self):
-        return Publish(self.date)
+        return [Publish(self.date), MonitorModel(self.date)]
 
     @classmethod
     def bulk_complete(cls, parameter_tuples):

@@ -1,16 +1,16 @@
 """Validation stage: the gate between scoring and production; a rejected batch stops the night."""
 import datetime as dt
-import html
 import json
 import logging
 
 import luigi
 import numpy as np
 
-from nightshift import checks
+from nightshift import checks, metrics
+from nightshift.report import render_html
 from nightshift.schema import APPROVAL_FILE, HTML_FILE, REPORT_FILE
 from targets import fs, sql
-from targets.directory import DirectoryTarget
+from targets.directory import DirectoryTarget, ParquetTarget
 from tasks import config
 from tasks.errors import ApprovalError, ExplainsFailures, PredictionsRejected
 from tasks.features import quarantine_counts
@@ -47,81 +47,6 @@ def build_report(date: dt.date, scores: np.ndarray, results: list[dict], meta: d
     if verdict == "approved":
         report["approval"] = approval
     return report
-
-
-_COLOURS = {"reference": "#7f9fb0", "previous": "#9c9c9c", "today": "#d9622b"}
-
-
-def _histogram_svg(edges: list[float], series: dict[str, tuple[str, list[int]]]) -> str:
-    """Grouped bars of each series' share per bin; bins are the model's reference quantiles, so unequal widths."""
-    shares = {key: (label, [c / max(sum(counts), 1) for c in counts]) for key, (label, counts) in series.items()}
-    top = max(max(values) for _, values in shares.values()) or 1.0
-    bins, groups = len(edges) - 1, len(shares)
-    left, bottom, height, slot = 60, 250, 200, 64
-    bar = (slot - 10) / groups
-    width = left + bins * slot + 20
-    parts = [f"<svg width='{width}' height='{bottom + 90}' role='img' "
-             "aria-label='histogram of scores'>",
-             f"<line x1='{left}' y1='{bottom}' x2='{left + bins * slot}' y2='{bottom}' stroke='#333'/>",
-             f"<line x1='{left}' y1='{bottom}' x2='{left}' y2='{bottom - height}' stroke='#333'/>"]
-    for k in range(5):
-        value = top * k / 4
-        y = bottom - height * k / 4
-        parts.append(f"<text x='{left - 6}' y='{y + 4:.1f}' text-anchor='end' font-size='11'>{value:.0%}</text>")
-    for i in range(bins):
-        x0 = left + i * slot + 5
-        for g, (key, (label, values)) in enumerate(shares.items()):
-            h = height * values[i] / top
-            parts.append(f"<rect class='{key}' x='{x0 + g * bar:.1f}' y='{bottom - h:.1f}' width='{bar - 1:.1f}' "
-                         f"height='{h:.1f}' fill='{_COLOURS[key]}'><title>{html.escape(label)}: "
-                         f"{values[i]:.1%}</title></rect>")
-        parts.append(f"<text x='{x0 + (slot - 10) / 2:.1f}' y='{bottom + 14}' text-anchor='middle' font-size='10'>"
-                     f"{edges[i]:.3f}</text>")
-    parts.append(f"<text x='{left + bins * slot / 2}' y='{bottom + 32}' text-anchor='middle' font-size='12'>"
-                 "score bin (lower edge; bins are the reference's deciles)</text>")
-    for g, (key, (label, _)) in enumerate(shares.items()):
-        y = bottom + 50 + g * 14
-        parts.append(f"<rect x='{left}' y='{y - 9}' width='10' height='10' fill='{_COLOURS[key]}'/>"
-                     f"<text x='{left + 16}' y='{y}' font-size='12'>{html.escape(label)}</text>")
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def render_html(report: dict) -> str:
-    """A self-contained page (no script, no external resource): the verdict, the check table, the histogram."""
-    def cell(value) -> str:
-        if isinstance(value, dict):
-            value = ", ".join(f"{k} {v}" for k, v in value.items())
-        return html.escape("" if value is None else str(value))
-
-    rows = "".join(
-        f"<tr class='{c['verdict']}'><td>{cell(c['name'])}</td><td>{cell(c['measured'])}</td>"
-        f"<td>{cell(c['threshold'])}</td><td>{cell(c['verdict'])}</td><td>{cell(c.get('detail'))}</td></tr>"
-        for c in report["checks"]
-    )
-    reference = report["reference_histogram"]
-    series = {"reference": (f"reference: model {report['model_version']} holdout", reference["counts"])}
-    previous = report.get("previous")
-    if previous and previous.get("counts") and sum(previous["counts"]):
-        series["previous"] = (f"last published day {previous['date']}", previous["counts"])
-    series["today"] = (f"today {report['date']}", report["histogram"])
-    approval = report.get("approval")
-    approved = (f"<p class='approval'>Approved by {cell(approval.get('by'))} at {cell(approval.get('at'))}: "
-                f"{cell(approval.get('reason'))}</p>") if approval else ""
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>nightshift {report['date']}: {report['verdict']}</title><style>"
-        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{padding:4px 10px;border-bottom:1px solid #ccc;text-align:left}"
-        "tr.fail td{color:#b00;font-weight:bold}tr.warn td{color:#b60}tr.skip td{color:#888}"
-        ".verdict-rejected{color:#b00}.verdict-approved{color:#b60}.verdict-accepted{color:#080}"
-        "</style></head><body>"
-        f"<h1>Validation {report['date']}: <span class='verdict-{report['verdict']}'>{report['verdict']}</span></h1>"
-        f"{approved}<p>model {cell(report['model_version'])}, {report['rows']} rows, mean score "
-        f"{cell(None if report['mean_score'] is None else round(report['mean_score'], 5))}, PSI {cell(report['psi'])}</p>"
-        "<table><tr><th>check</th><th>measured</th><th>threshold</th><th>verdict</th><th>detail</th></tr>"
-        f"{rows}</table><h2>Score distribution</h2>{_histogram_svg(reference['edges'], series)}</body></html>"
-    )
 
 
 class ValidatePredictions(ExplainsFailures, luigi.Task):
@@ -166,6 +91,7 @@ class ValidatePredictions(ExplainsFailures, luigi.Task):
             approval = None  # it approved another model's batch, not this one
         report = build_report(self.date, scores, results, meta, previous, approval)
         report["quarantine"] = {kind: quarantine[kind] for kind in ("clients", "transactions", "rows")}
+        report.update(feature_drift(predict.input()["table"], meta))
         report_dir.write_file(REPORT_FILE, json.dumps(report, indent=2).encode())
         report_dir.write_file(HTML_FILE, render_html(report).encode())
         if report["verdict"] == "rejected":
@@ -190,6 +116,24 @@ class ValidatePredictions(ExplainsFailures, luigi.Task):
             logger.warning("production database %s unreachable (%s): the mean-shift check of %s is skipped",
                            where, sql.unreachable_reason(url, exc), self.date)
             return None, f"production database {where} unreachable: the last published day is unknown"
+
+
+def feature_drift(table: ParquetTarget, meta: dict) -> dict:
+    """`feature_psi`: each model input's PSI against its training reference, most drifted first (pyarrow, no Spark).
+
+    Read one column at a time, so a wide table never sits whole in memory. A model trained before
+    feature references were kept has none: the drift is then unknown, and `feature_psi_note` says why.
+    """
+    references = meta.get("feature_reference")
+    if not references:
+        return {"feature_psi": {}, "feature_psi_note": f"model {meta['model_version']} has no feature_reference "
+                                                       "(trained before feature drift was measured); retrain to get it"}
+    psi = {}
+    for name, reference in references.items():
+        values = table.read_arrow(columns=[name]).column(name).to_numpy(zero_copy_only=False).astype(float)
+        psi[name] = round(metrics.feature_psi(values, reference), 6) if len(values) else None
+    ranked = sorted(((n, v) for n, v in psi.items() if v is not None), key=lambda item: -item[1])
+    return {"feature_psi": dict(ranked)}
 
 
 def rejection_message(report: dict, html_uri: str) -> str:

@@ -9,9 +9,9 @@ def test_dry_run_lists_and_keeps_everything(ops, scored_root):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.index("Publish(date=2026-03-02)") < out.index("ValidatePredictions(date=") < out.index("Predict(date=")
-    assert "Would delete 3 target(s)" in out
-    assert "would redo: DailyScoring(2026-03-02), Predict(2026-03-02), Publish(2026-03-02), " \
-           "ValidatePredictions(2026-03-02)" in out
+    assert "Would delete 4 target(s)" in out
+    assert "would redo: DailyScoring(2026-03-02), MonitorModel(2026-03-02), Predict(2026-03-02), " \
+           "Publish(2026-03-02), ValidatePredictions(2026-03-02)" in out
     assert Predict(date=SCORE_DATE).complete() and Publish(date=SCORE_DATE).complete()
 
 
@@ -27,7 +27,7 @@ def test_refuses_what_is_not_a_task_of_the_graph(ops, scored_root):
     unknown = ops.run("invalidate", "Predictions", "--date", SCORE_DATE)
     assert unknown.returncode == 1
     assert "not a task of DailyScoring(2026-03-02)'s graph" in unknown.stderr
-    assert "valid names: ClientFeatures, FeatureTable, Predict, Publish" in unknown.stderr
+    assert "valid names: ClientFeatures, FeatureTable, MonitorModel, Predict, Publish" in unknown.stderr
     raw = ops.run("invalidate", "RawClients", "--date", SCORE_DATE)
     assert raw.returncode == 1 and "never deletes raw data" in raw.stderr
     several = ops.run("invalidate", "TransactionDaily", "--date", SCORE_DATE)
@@ -47,6 +47,7 @@ def test_status_marks_done_and_pending(ops, scored_root):
     assert pending.returncode == 1
     lines = pending.stdout.splitlines()
     assert lines[0] == "[pending] DailyScoring(2026-03-02)"
-    assert "└── [pending] Publish(2026-03-02)" in lines[1]
+    assert "├── [pending] Publish(2026-03-02)" in lines[1]
+    assert any("└── [done]    MonitorModel(2026-03-02)" in line for line in lines)
     assert any("[done]    Predict(2026-03-02)" in line for line in lines)
     assert any("[done]    ValidatePredictions(2026-03-02)" in line for line in lines)

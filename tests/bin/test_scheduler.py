@@ -74,11 +74,11 @@ def test_invalidated_predict_reruns_at_once_through_the_scheduler_with_progress(
     # Straight away, well inside luigid's default 10 s done-cooldown (set to 0 in luigi.cfg).
     invalidated = luigid.run("invalidate", "Predict", "--date", SCORE_DATE, "--downstream")
     assert invalidated.returncode == 0, invalidated.stderr
-    assert "redoes: DailyScoring(2026-03-02), Predict(2026-03-02), Publish(2026-03-02), " \
-           "ValidatePredictions(2026-03-02)" in invalidated.stdout
+    assert "redoes: DailyScoring(2026-03-02), MonitorModel(2026-03-02), Predict(2026-03-02), " \
+           "Publish(2026-03-02), ValidatePredictions(2026-03-02)" in invalidated.stdout
     second = run()
 
-    assert families(second["completed"]) == ["DailyScoring", "Predict", "Publish", "ValidatePredictions"]
+    assert families(second["completed"]) == ["DailyScoring", "MonitorModel", "Predict", "Publish", "ValidatePredictions"]
     assert not second["failed"]
     with sa.create_engine(url).connect() as conn:
         rows = conn.execute(sa.text("SELECT COUNT(*), COUNT(DISTINCT client_id) FROM predictions "

@@ -444,3 +444,32 @@ def test_the_sample_data_bad_rows_are_exactly_what_the_parsers_reject_and_stay_u
     bad = tx.client_id.isna() | (tx.ts < start) | (tx.ts >= start + pd.Timedelta(days=1)) | ~np.isfinite(tx.amount)
     assert 0 < bad.sum() and bad.mean() < 0.01
     assert (tx.amount < 0).sum() > 0  # refunds are there, and are not bad rows
+
+
+def test_labels_accept_zero_and_one_in_any_spelling():
+    from nightshift.cleaning import parse_labels
+
+    frame = pd.DataFrame({"client_id": ["101", " 102 ", "+103", "104"], "defaulted": ["1", "1.0", " 0 ", "0.00"]})
+    got = parse_labels(frame, "raw/labels/dt=2026-01-01/labels.csv")
+    assert got["client_id"].tolist() == [101, 102, 103, 104] and got["defaulted"].tolist() == [1, 1, 0, 0]
+    assert str(got["client_id"].dtype) == "int64" and str(got["defaulted"].dtype) == "int64"
+
+
+def test_bad_labels_fail_in_one_line_naming_file_count_and_three_examples():
+    from nightshift.cleaning import parse_labels
+    from nightshift.errors import SchemaError
+
+    frame = pd.DataFrame({"client_id": ["1", "x2", "3", "4", "5", "6"],
+                          "defaulted": ["2", "0", "yes", "", "0.5", "1"]})
+    with pytest.raises(SchemaError) as raised:
+        parse_labels(frame, "labels.csv")
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith("labels.csv: 5 of 6 row(s)")
+    assert "defaulted='2'" in message and "client_id='x2'" in message and "defaulted='yes'" in message
+    assert "0.5" not in message, "three examples at most"
+    with pytest.raises(SchemaError, match="missing column"):
+        parse_labels(pd.DataFrame({"client_id": ["1"], "default": ["1"]}), "labels.csv")
+    with pytest.raises(SchemaError, match="labelled more than once"):
+        parse_labels(pd.DataFrame({"client_id": ["1", "1"], "defaulted": ["1", "0"]}), "labels.csv")
+    with pytest.raises(SchemaError, match="no label rows"):
+        parse_labels(pd.DataFrame({"client_id": [], "defaulted": []}), "labels.csv")

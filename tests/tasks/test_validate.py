@@ -96,7 +96,7 @@ def test_an_approved_batch_is_published_and_the_approval_is_recorded(next_day):
     approve(DRIFT_DATE, "marketing campaign doubled the young segment", "alice")
     result = build(DailyScoring(date=DRIFT_DATE))
     assert not result["failed"]
-    assert families(result["completed"]) == ["DailyScoring", "Publish", "ValidatePredictions"]
+    assert families(result["completed"]) == ["DailyScoring", "MonitorModel", "Publish", "ValidatePredictions"]
     got = report()
     assert got["verdict"] == "approved"
     assert got["approval"]["by"] == "alice" and "campaign" in got["approval"]["reason"]
@@ -113,7 +113,7 @@ def test_bin_approve_refuses_a_day_that_was_not_rejected(scored_root, tmp_path):
     cfg = tmp_path / "overlay.cfg"
     cfg.write_text(f"[paths]\nroot = {scored_root}\n")
     env = {**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}
-    run = subprocess.run([sys.executable, "bin/approve", "--date", SCORE_DATE.isoformat(), "--reason", "why not"],
+    run = subprocess.run([str(REPO / "bin" / "approve"), "--date", SCORE_DATE.isoformat(), "--reason", "why not"],
                          cwd=REPO, env=env, capture_output=True, text=True)
     assert run.returncode == 1
     assert f"the batch of {SCORE_DATE} was accepted, not rejected" in run.stderr
@@ -176,9 +176,18 @@ def test_a_drifted_day_stops_at_the_gate_with_exit_30_and_a_mail_then_approval_p
     page = ValidatePredictions(date=DRIFT_DATE).output().read_file("report.html").decode()
     assert "<svg" in page and f"last published day {SCORE_DATE}" in page
     assert [m["Subject"] for m in mailbox.messages] == [f"nightshift {DRIFT_DATE}: batch rejected"]
-    assert "  - psi = " in mailbox.messages[0].get_payload()[0].get_payload(decode=True).decode()
+    mail = mailbox.messages[0].get_payload()[0].get_payload(decode=True).decode()
+    assert "  - psi = " in mail
+    # The drop moved salaries and ages (and the risky spend of its last day): those lead the feature drift.
+    ranked = list(got["feature_psi"])
+    assert set(ranked[:2]) == {"salary_rub_month", "age"}, got["feature_psi"]
+    assert got["feature_psi"]["salary_rub_month"] > 0.25 and got["feature_psi"]["is_male"] < 0.05
+    assert list(got["feature_psi"].values()) == sorted(got["feature_psi"].values(), reverse=True)
+    assert "Most drifted features (PSI against the model's training data):\n" + "".join(
+        f"  - {name}: PSI {psi:.4f}\n" for name, psi in list(got["feature_psi"].items())[:3]) in mail
+    assert page.index(f"<td>{ranked[0]}</td>") < page.index(f"<td>{ranked[1]}</td>") < page.index(f"<td>{ranked[-1]}</td>")
 
-    approved = subprocess.run([sys.executable, "bin/approve", "--date", DRIFT_DATE.isoformat(), "--reason",
+    approved = subprocess.run([str(REPO / "bin" / "approve"), "--date", DRIFT_DATE.isoformat(), "--reason",
                                "salary reform, checked with risk", "--by", "carol"], cwd=REPO,
                               env={**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}, capture_output=True, text=True)
     assert approved.returncode == 0, approved.stderr

@@ -1,0 +1,196 @@
+"""Run the central Luigi scheduler (luigid) on 127.0.0.1: start, stop, status.
+
+    bin/scheduler start|stop|status [--quiet]
+
+The port is `[core] default_scheduler_port` (8082). The state file is `[scheduler] state_path`
+(var/luigid-state.pickle); the pid file (luigid.pid) and the logs (log/) sit in the same folder.
+Task history goes to `[task_history] db_connection` (SQLite under var/) when
+`[scheduler] record_task_history` is true. Configuration is luigi.cfg in the working directory (bin/scheduler
+runs from the repo root) overlaid by LUIGI_CONFIG_PATH, exactly as luigid and the workers read it: luigid
+starts in the same directory.
+
+Exit status: 0 done / running and answering; 1 could not start or stop; 3 not running (status).
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+import luigi.configuration
+
+HOST = "127.0.0.1"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 20.0
+
+
+class Layout:
+    """Where this luigid's port, state, pid file, logs and history are, from the configuration."""
+
+    def __init__(self):
+        cfg = luigi.configuration.get_config()
+        self.port = cfg.getint("core", "default_scheduler_port", cfg.getint("core", "default-scheduler-port", 8082))
+        self.state = os.path.abspath(cfg.get("scheduler", "state_path", "var/luigid-state.pickle"))
+        folder = os.path.dirname(self.state)
+        self.pidfile = os.path.join(folder, "luigid.pid")
+        self.logdir = os.path.join(folder, "log")
+        self.history = cfg.get("task_history", "db_connection", "") if cfg.getboolean(
+            "scheduler", "record_task_history", False) else ""
+        self.url = f"http://{HOST}:{self.port}"
+
+
+def luigid_command() -> str:
+    """The luigid installed beside this Python (the project's venv), else the first on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "luigid")
+    return beside if os.access(beside, os.X_OK) else shutil.which("luigid") or "luigid"
+
+
+def answers(url: str, timeout: float = 3.0) -> bool:
+    """True when a Luigi scheduler answers its health check (HEAD / -> 204) at `url`."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url + "/", method="HEAD"), timeout=timeout) as reply:
+            return reply.status in (200, 204)
+    except OSError:
+        return False
+
+
+def running_pid(layout: Layout) -> int | None:
+    """The pid in the pid file when that process is alive and is a luigid (not a reused pid)."""
+    try:
+        pid = int(open(layout.pidfile).read().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+    except (OSError, ValueError):
+        return None
+    return pid if b"luigid" in cmdline else None
+
+
+def log_tail(layout: Layout, lines: int = 20) -> str:
+    path = os.path.join(layout.logdir, "luigid.out")
+    try:
+        return "".join(open(path, errors="replace").readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def start(layout: Layout, quiet: bool) -> int:
+    pid = running_pid(layout)
+    if pid:
+        say(quiet, f"luigid already running: {layout.url} (pid {pid})")
+        return 0
+    if answers(layout.url):
+        print(f"bin/scheduler: something already answers on {layout.url} but {layout.pidfile} does not "
+              f"name it; not starting a second scheduler", file=sys.stderr)
+        return 1
+    os.makedirs(layout.logdir, exist_ok=True)
+    if layout.history.startswith("sqlite:///"):
+        os.makedirs(os.path.dirname(os.path.abspath(layout.history[len("sqlite:///"):])) or ".", exist_ok=True)
+    out = open(os.path.join(layout.logdir, "luigid.out"), "ab")
+    cmd = [luigid_command(), "--address", HOST, "--port", str(layout.port),
+           "--state-path", layout.state, "--logdir", layout.logdir]
+    # A session of its own: luigid outlives this command and the terminal (or cron job) it came from.
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    with open(layout.pidfile, "w") as f:
+        f.write(f"{proc.pid}\n")
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            os.remove(layout.pidfile)
+            print(f"bin/scheduler: luigid exited with status {proc.returncode} at start; "
+                  f"{os.path.join(layout.logdir, 'luigid.out')}:\n{log_tail(layout)}", file=sys.stderr)
+            return 1
+        if answers(layout.url, timeout=1.0):
+            say(quiet, f"luigid running: {layout.url} (pid {proc.pid})\n"
+                       f"  state   {layout.state}\n  logs    {layout.logdir}\n"
+                       f"  history {layout.history or 'off ([scheduler] record_task_history = false)'}")
+            return 0
+        time.sleep(0.3)
+    print(f"bin/scheduler: luigid (pid {proc.pid}) did not answer on {layout.url} within {START_TIMEOUT:.0f}s; "
+          f"see {layout.logdir}", file=sys.stderr)
+    return 1
+
+
+def stop(layout: Layout, quiet: bool) -> int:
+    pid = running_pid(layout)
+    if not pid:
+        if os.path.exists(layout.pidfile):
+            os.remove(layout.pidfile)
+        say(quiet, "luigid not running")
+        return 0
+    os.kill(pid, signal.SIGTERM)  # luigid writes its state file on SIGTERM, then exits
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+        if _reap(pid) or _zombie(pid):  # exited (a zombie until its parent, maybe init, collects it)
+            break
+        time.sleep(0.2)
+    if os.path.exists(f"/proc/{pid}") and not _zombie(pid):
+        print(f"bin/scheduler: luigid (pid {pid}) still running {STOP_TIMEOUT:.0f}s after SIGTERM", file=sys.stderr)
+        return 1
+    os.remove(layout.pidfile)
+    say(quiet, f"luigid stopped (pid {pid}); state saved in {layout.state}")
+    return 0
+
+
+def _reap(pid: int) -> bool:
+    """Collect the exit of a luigid we started ourselves in this process (tests); False otherwise."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+    except ChildProcessError:
+        return False
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def task_counts(url: str) -> dict[str, int]:
+    counts = {}
+    for status in ("RUNNING", "PENDING", "FAILED", "DONE", "DISABLED"):
+        query = urllib.parse.quote(json.dumps({"status": status, "upstream_status": "", "search": ""}))
+        with urllib.request.urlopen(f"{url}/api/task_list?data={query}", timeout=5) as reply:
+            response = json.load(reply)["response"]
+        counts[status] = response.get("num_tasks", len(response)) if isinstance(response, dict) else len(response)
+    return counts
+
+
+def status(layout: Layout, quiet: bool) -> int:
+    pid = running_pid(layout)
+    if not answers(layout.url):
+        say(quiet, f"luigid not answering on {layout.url}" + (f" (pid {pid} alive)" if pid else " (not running)"))
+        return 3
+    say(quiet, f"luigid running: {layout.url}" + (f" (pid {pid})" if pid else " (not started by bin/scheduler)"))
+    if not quiet:
+        try:
+            counts = task_counts(layout.url)
+            print("  tasks   " + ", ".join(f"{n} {s.lower()}" for s, n in counts.items()))
+        except (OSError, ValueError, KeyError):
+            pass
+        print(f"  state   {layout.state}\n  logs    {layout.logdir}\n  history {layout.history or 'off'}")
+    return 0
+
+
+def say(quiet: bool, text: str) -> None:
+    if not quiet:
+        print(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bin/scheduler", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["start", "stop", "status"])
+    parser.add_argument("--quiet", action="store_true", help="Print nothing; the exit status tells.")
+    args = parser.parse_args(argv)
+    layout = Layout()
+    return {"start": start, "stop": stop, "status": status}[args.action](layout, args.quiet)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
