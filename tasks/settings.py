@@ -208,11 +208,14 @@ def problems() -> list[str]:
     return sorted(found)  # section by section
 
 
-def check() -> None:
-    """Raise one ConfigurationError listing every broken rule (nothing when the settings are sound)."""
+RUN_HEADLINE = "invalid settings, nothing was run"
+
+
+def check(headline: str = "invalid settings") -> None:
+    """Raise one ConfigurationError, `headline: ` and every broken rule (nothing when the settings are sound)."""
     found = problems()
     if found:
-        raise ConfigurationError(f"invalid settings, nothing was run: {'; '.join(found)}")
+        raise ConfigurationError(f"{headline}: {'; '.join(found)}")
 
 
 def install() -> None:
@@ -223,7 +226,7 @@ def install() -> None:
 
     @functools.wraps(original)
     def checked(*args, **kwargs):
-        check()
+        check(RUN_HEADLINE)
         return original(*args, **kwargs)
 
     checked.checks_settings = True

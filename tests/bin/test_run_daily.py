@@ -80,3 +80,14 @@ def test_bad_date_is_refused(ops, root):
     result = ops.run("run-daily", "--date", "2026-13-01", timeout=60)
     assert result.returncode == 2
     assert "YYYY-MM-DD" in result.stderr
+
+
+def test_invalid_settings_stop_it_at_once_with_one_line(ops, root):
+    ops.set("features", "window_days", "0")
+    started = time.monotonic()
+    result = ops.run("run-daily", "--date", SCORE_DATE, timeout=60)
+    assert result.returncode == 40
+    assert time.monotonic() - started < 15
+    assert result.stderr == (f"run-daily {SCORE_DATE}: ConfigurationError: invalid settings, nothing was run: "
+                             "[features] window_days = 0: must be > 0\n")
+    assert not ops.logs.exists() and not ops.var.exists() and list(root.iterdir()) == []
