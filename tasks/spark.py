@@ -33,7 +33,8 @@ def settings(cfg: config.spark) -> dict[str, str]:
         "spark.pyspark.python": sys.executable,
         "spark.driver.memory": cfg.driver_memory,
         "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{_LOG4J}",
-        "spark.sql.session.timeZone": "UTC",
+        # Timestamps shown and cast as wall-clock time read in the zone the raw partitions are cut in.
+        "spark.sql.session.timeZone": config.raw().timezone,
     }
     return {**base, **fs.parse_options(cfg.conf, "[spark] conf")}
 
