@@ -176,5 +176,5 @@ class Publish(ExplainsFailures, luigi.Task):
             raise PublishError(
                 f"cannot write to the production database {describe(url)} ({unreachable_reason(url, exc)}): nothing was "
                 f"published for {self.date}, the validated predictions are kept; when the database is back, run "
-                f"the night again (bin/run-daily --date {self.date}) and only Publish runs"
+                f"the night again (bin/run-daily --date {self.date}): nothing before Publish is redone"
             ) from exc

@@ -103,7 +103,7 @@ class ValidatePredictions(ExplainsFailures, luigi.Task):
 
         With the production database unreachable the batch is still validated on everything else (the
         mean-shift check is skipped, saying why): Publish is the task that needs the database and the one that
-        fails, so the rerun once it is back runs only Publish.
+        fails, so the rerun once it is back redoes nothing before Publish.
         """
         url = config.publish().database_url()
         try:

@@ -243,7 +243,8 @@ def test_a_night_with_the_database_down_fails_at_publish_with_one_line_and_the_r
     output = second.stdout + second.stderr
     assert second.returncode == 0, output[-3000:]
     ran = output.split("ran successfully:", 1)[1].split("\n\nThis progress", 1)[0]
+    # Publish, and what follows it (the night's monitoring, the wrapper): nothing before it is redone.
     assert sorted(line.strip() for line in ran.strip().splitlines()) == \
-        [f"- 1 DailyScoring(date={NEXT})", f"- 1 Publish(date={NEXT})"], ran
+        [f"- 1 DailyScoring(date={NEXT})", f"- 1 MonitorModel(date={NEXT})", f"- 1 Publish(date={NEXT})"], ran
     with engine(postgres_url).connect() as conn:
         assert conn.execute(sa.text("SELECT score_date FROM publish_log")).scalars().all() == [NEXT]
