@@ -65,13 +65,28 @@ def check_mean_shift(mean_today: float, mean_last: float | None, last_date: str 
                   detail=f"mean score {mean_today:.5f} today vs {mean_last:.5f} published for {last_date}")
 
 
-def check_quarantine(rejected_by_reason: dict[str, int], total: int, max_rate: float) -> dict:
-    """Share of the day's raw rows (client snapshot and transaction window) quarantined, with the count per reason."""
-    rejected = sum(rejected_by_reason.values())
-    rate = rejected / total if total else 0.0
-    reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(rejected_by_reason.items()))
-    return _check("quarantine_rate", round(rate, 6), max_rate, rate <= max_rate,
-                  detail=f"{rejected} of {total} raw rows quarantined" + (f" ({reasons})" if reasons else ""))
+def check_quarantine(partitions: list[dict], max_rate: float) -> dict:
+    """The highest rejected share of one raw partition (the client snapshot, each day of the transaction window).
+
+    `partitions` are `{"path", "rows", "rejected", "reasons"}`; `rows` is None where the rows read are unknown
+    (a quarantine folder written without `_counts.json`): such a partition is listed as unknown, never measured
+    against 0 rows. The worst partition is gated, not the pool: a bad day must not hide among good ones.
+    The feature stage fails a partition above the same threshold when it writes it; this check re-reads every
+    partition the night uses, including those written on earlier nights under other settings.
+    """
+    known = [p for p in partitions if p.get("rows")]
+    unknown = [p["path"] for p in partitions if not p.get("rows")]
+    unknown_note = (f"; rows read unknown (no _counts.json) for {len(unknown)} partition(s): {', '.join(unknown)}"
+                    if unknown else "")
+    if not known:
+        return {**_check("quarantine_rate", None, max_rate, True,
+                         detail=f"no partition with known row counts{unknown_note}"), "verdict": "skip"}
+    worst = max(known, key=lambda p: (p["rejected"] / p["rows"], p["path"]))
+    rate = worst["rejected"] / worst["rows"]
+    reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(worst.get("reasons", {}).items()))
+    detail = (f"worst of {len(known)} partition(s): {worst['rejected']} of {worst['rows']} raw rows quarantined in "
+              f"{worst['path']}" + (f" ({reasons})" if reasons else "") + unknown_note)
+    return _check("quarantine_rate", round(rate, 6), max_rate, rate <= max_rate, detail=detail)
 
 
 def failed(checks: list[dict]) -> list[dict]:
@@ -92,3 +107,40 @@ def describe(check: dict) -> str:
         threshold = ", ".join(f"{k} {v}" for k, v in threshold.items())
     line = f"{check['name']} = {check['measured']} (threshold {threshold})"
     return f"{line}: {check['detail']}" if check.get("detail") else line
+
+
+def check_volume(rows: int, history: list[int], min_ratio: float, max_ratio: float,
+                 min_setting: str = "min_volume_ratio") -> dict:
+    """Rows of a raw drop against the median rows of the same drop on the days before (`history`, drops that exist).
+
+    The verdict fails below `min_ratio` x median or above `max_ratio` x median; a ratio of 0 disables its side. With
+    no earlier drop, or only empty ones, there is nothing to compare with and the verdict is "skip". The result is a
+    check (name, measured, threshold, verdict, detail) plus `median`, `ratio`, `drops` (how many were compared) and
+    `setting` (the [validate] key that failed, else None); `min_setting` names the lower bound's key.
+    """
+    median = float(np.median(history)) if len(history) else None
+    ratio = rows / median if median else None
+    threshold = {min_setting: min_ratio, "max_volume_ratio": max_ratio}
+    result = {"name": "volume", "measured": int(rows), "threshold": threshold, "median": median,
+              "ratio": None if ratio is None else round(ratio, 4), "drops": len(history), "setting": None}
+    if ratio is None:
+        why = "no earlier drop" if not history else "the earlier drops are empty"
+        return {**result, "verdict": "skip", "detail": f"{rows} rows; {why} to compare with"}
+    if min_ratio > 0 and ratio < min_ratio:
+        result["setting"] = min_setting
+    elif max_ratio > 0 and ratio > max_ratio:
+        result["setting"] = "max_volume_ratio"
+    detail = f"{rows} rows, {ratio:.2f} x the median {median:g} of {len(history)} earlier drop(s)"
+    return {**result, "verdict": "fail" if result["setting"] else "pass", "detail": detail}
+
+
+def describe_volume(source: str, check: dict, window_days: int) -> str:
+    """The one-line error for a drop whose volume check failed: file, rows, median, ratio and the setting."""
+    setting = check["setting"]
+    side = "above" if setting == "max_volume_ratio" else "below"
+    return (
+        f"{source}: {check['measured']} rows, {check['ratio']:.2f} x the median {check['median']:g} rows of the "
+        f"{check['drops']} drop(s) of the previous {window_days} days ([validate] volume_window_days), {side} "
+        f"[validate] {setting} = {check['threshold'][setting]:g}; a truncated or duplicated delivery? If the volume "
+        f"is genuine, set {setting} = 0 for this run"
+    )

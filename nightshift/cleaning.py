@@ -31,7 +31,12 @@ MULTIPLIER
     ``млн``, ``млн.`` = x1 000 000.
 CURRENCY
     ``р``, ``р.``, ``руб``, ``руб.``, ``рублей``, ``рубля``, ``₽``, ``rub``.
-    Only roubles are understood; no CURRENCY means roubles.
+    Only roubles are understood; no CURRENCY means roubles. A foreign
+    currency, written after the number (``1500 usd``, ``2000 долл``,
+    ``1800 евро``, ``2000$``) or before it (``$2000``, ``€1800``,
+    ``usd 1500``), is rejected as ``foreign currency (USD)`` (EUR, GBP, CNY,
+    ...), never converted: the day's exchange rate is not the parser's to
+    choose. See `FOREIGN_CURRENCIES`.
 PERIOD
     ``/`` or the word ``в``, then one period word; either connector goes
     with any word. The amount is converted to roubles per month:
@@ -70,7 +75,19 @@ from nightshift.schema import CLIENT_COLUMNS
 DAYS_PER_MONTH = Fraction(1461, 48)  # 365.25 / 12
 WORK_HOURS_PER_MONTH = Fraction(168)
 
-SALARY_REASONS = ("unparseable", "bad number", "negative", "unknown unit", "unknown period")
+# ISO code -> how a branch writes it (lower case, after normalisation).
+FOREIGN_CURRENCIES = {
+    "USD": ("usd", "us$", "$", "долл", "долл.", "доллар", "доллара", "долларов", "доллары", "dollars", "dollar"),
+    "EUR": ("eur", "€", "евро", "euro", "euros"),
+    "GBP": ("gbp", "£", "фунт", "фунта", "фунтов"),
+    "CNY": ("cny", "rmb", "юань", "юаня", "юаней"),
+    "KZT": ("kzt", "₸", "тенге"),
+    "UAH": ("uah", "₴", "грн", "грн.", "гривна", "гривен"),
+    "BYN": ("byn",),
+    "CHF": ("chf",),
+}
+SALARY_REASONS = ("unparseable", "bad number", "negative", "unknown unit", "unknown period",
+                  *(f"foreign currency ({code})" for code in FOREIGN_CURRENCIES))
 SEX_REASONS = ("missing", "unrecognised")
 AGE_REASONS = ("missing", "not an integer", "out of bounds")
 CLIENT_ID_REASONS = ("missing", "not an integer", "not positive", "out of range")
@@ -107,6 +124,11 @@ _NO_DIGITS = str.maketrans("", "", "0123456789")
 _MULTIPLIER_RE = re.compile(r"т\.? ?р\.?(?P<roubles>)|тыс\.?|млн\.?|к|k")
 _CURRENCY_RE = re.compile(r"рублей|рубля|руб\.?|р\.?|₽|rub")
 _CONNECTOR_RE = re.compile(r"/ ?|в ")
+_FOREIGN = {spelling: code for code, spellings in FOREIGN_CURRENCIES.items() for spelling in spellings}
+# Longest spelling first, so "долларов" is not read as "долл"; a word must end where the token does.
+_FOREIGN_RE = re.compile(
+    "|".join(re.escape(w) + ("" if w[-1] in "$€£₸₴." else r"(?![^\s/.,])") for w in sorted(_FOREIGN, key=len, reverse=True))
+)
 _WHOLE_RE = re.compile(r"[-+]?[0-9]+(?:[.,]0+)?")
 _SEX = {
     "м": 1, "m": 1, "муж": 1, "мужской": 1, "male": 1,
@@ -186,6 +208,9 @@ def parse_salary(text: str | None) -> float | None:
         return None
     head = _HEAD_RE.fullmatch(norm)
     if head is None:
+        prefix = _FOREIGN_RE.match(norm)
+        if prefix and _HEAD_RE.fullmatch(norm[prefix.end():].lstrip()):
+            raise SalaryError(f"foreign currency ({_FOREIGN[prefix[0]]})", text)
         raise SalaryError("unparseable", text)
     if head["sign"]:
         raise SalaryError("negative", text)
@@ -207,6 +232,9 @@ def parse_salary(text: str | None) -> float | None:
     if pos < len(rest):
         connector = _CONNECTOR_RE.match(rest, pos)
         if connector is None:
+            foreign = _FOREIGN_RE.match(rest, pos)
+            if foreign:
+                raise SalaryError(f"foreign currency ({_FOREIGN[foreign[0]]})", text)
             raise SalaryError("unknown unit", text)
         period, _, trailing = rest[connector.end():].partition(" ")
         if period not in _PERIODS:

@@ -9,6 +9,18 @@ class ConfigurationError(NightshiftError):
     """A setting is missing, out of range or cannot work with the others."""
 
 
+class DiskFullError(NightshiftError, OSError):
+    """A write ran out of space; still an OSError (errno ENOSPC), so code catching I/O errors catches it."""
+
+
+class CorruptTargetError(NightshiftError):
+    """A folder that looks complete (it has `_SUCCESS`) holds a file that cannot be read."""
+
+    def __init__(self, message: str, file: str = ""):
+        super().__init__(message)
+        self.file = file
+
+
 class SchemaError(NightshiftError):
     """An input lacks a column, has the wrong type, is empty or unreadable."""
 

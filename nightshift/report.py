@@ -91,6 +91,16 @@ def _feature_drift_html(report: dict) -> str:
             + (f"<p class='note'>{_cell(note)}</p>" if note else ""))
 
 
+def _volumes_html(volumes: list[dict]) -> str:
+    """One line: rows of each raw drop of the night and its ratio to the median of the days before."""
+    def one(v: dict) -> str:
+        ratio = "" if v.get("ratio") is None else f" ({v['ratio']:.2f} x median {v['median']:g})"
+        return f"{v['drop'].rsplit('/raw/', 1)[-1]}: {v['measured']} rows{ratio}"
+
+    return ("<p class='volumes'>Raw volumes: " + html.escape("; ".join(one(v) for v in volumes)) + "</p>"
+            if volumes else "")
+
+
 def render_html(report: dict) -> str:
     """A night's page: the verdict, the check table, the score histogram and the features ranked by drift."""
     rows = "".join(
@@ -115,7 +125,8 @@ def render_html(report: dict) -> str:
         f"{_cell(None if report['mean_score'] is None else round(report['mean_score'], 5))}, PSI {_cell(report['psi'])}"
         "</p><table><tr><th>check</th><th>measured</th><th>threshold</th><th>verdict</th><th>detail</th></tr>"
         f"{rows}</table><h2>Score distribution</h2>{_histogram_svg(reference['edges'], series)}"
-        f"{_feature_drift_html(report)}<p><a href='../index.html'>history of every scored day</a></p></body></html>"
+        f"{_volumes_html(report.get('volumes', []))}{_feature_drift_html(report)}"
+        "<p><a href='../index.html'>history of every scored day</a></p></body></html>"
     )
 
 

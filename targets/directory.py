@@ -4,6 +4,7 @@ from typing import Iterator
 
 import luigi
 
+from nightshift.errors import CorruptTargetError
 from targets import fs
 
 SUCCESS = fs.FLAG
@@ -73,13 +74,43 @@ class ParquetTarget(DirectoryTarget):
         import pyarrow.dataset as pads
 
         filesystem, path = fs.resolve(self.uri)
-        return pads.dataset(path, filesystem=filesystem, format="parquet").schema
+        with self._names_unreadable_file():
+            return pads.dataset(path, filesystem=filesystem, format="parquet").schema
 
     def read_arrow(self, columns: list[str] | None = None):
         import pyarrow.dataset as pads
 
         filesystem, path = fs.resolve(self.uri)
-        return pads.dataset(path, filesystem=filesystem, format="parquet").to_table(columns=columns)
+        with self._names_unreadable_file():
+            return pads.dataset(path, filesystem=filesystem, format="parquet").to_table(columns=columns)
+
+    @contextmanager
+    def _names_unreadable_file(self) -> Iterator[None]:
+        """Turn pyarrow's error about a damaged part (truncated, not parquet) into CorruptTargetError naming it."""
+        import pyarrow as pa
+
+        try:
+            yield
+        except (pa.ArrowInvalid, OSError) as exc:
+            bad = self.unreadable_file()
+            if bad is None:
+                raise
+            raise CorruptTargetError(f"{bad[0]} is not a readable parquet file ({bad[1]})", bad[0]) from exc
+
+    def unreadable_file(self) -> tuple[str, str] | None:
+        """(uri, why) of the first data file whose parquet footer cannot be read, or None when all can."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        filesystem, path = fs.resolve(self.uri)
+        for name in fs.list_dir(self.uri):
+            if name.startswith(("_", ".")):
+                continue
+            try:
+                pq.read_metadata(f"{path}/{name}", filesystem=filesystem)
+            except (pa.ArrowInvalid, OSError) as exc:
+                return self.file(name), str(exc).replace(f"{path}/{name}", name)
+        return None
 
     def read_pandas(self, columns: list[str] | None = None):
         return self.read_arrow(columns).to_pandas()

@@ -1,6 +1,9 @@
 """The one filesystem layer of the Python side: local paths, file:// and any URI pyarrow knows (hdfs://, s3a://)."""
+import errno
+import logging
 import os
 import re
+import time
 import urllib.parse
 import uuid
 from contextlib import contextmanager
@@ -9,7 +12,7 @@ from typing import Iterator
 import luigi.configuration
 import pyarrow.fs as pafs
 
-from nightshift.errors import ConfigurationError
+from nightshift.errors import ConfigurationError, DiskFullError
 
 # Written last into a folder and removed first from it: a reader that checks it never sees half a folder.
 FLAG = "_SUCCESS"
@@ -20,6 +23,12 @@ _OBJECT_STORES = {"s3", "gcs"}
 # Spark/Hadoop scheme -> pyarrow scheme.
 _PYARROW_SCHEMES = {"s3a": "s3", "s3n": "s3"}
 _filesystems: dict[tuple[int, str, str], pafs.FileSystem] = {}
+# A write still running (another process writing the same target) is younger than this; a leftover of a
+# killed write is older. A night's longest write takes minutes, so a day leaves a wide margin.
+LEFTOVER_AGE_SECONDS = 24 * 3600
+_NO_SPACE = "No space left on device"
+
+logger = logging.getLogger("luigi-interface")
 
 
 def scheme(uri: str) -> str:
@@ -172,22 +181,85 @@ def write_bytes(uri: str, data: bytes) -> None:
     """Write a file atomically: a sibling temporary file renamed over the target.
 
     On an object store an upload is already all-or-nothing (the object appears only once complete),
-    so the file is written in place.
+    so the file is written in place. Temporary siblings of the same file left by killed writes and
+    older than a day are removed first. A full disk raises DiskFullError naming the file.
     """
     fs, path = resolve(uri)
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    if _is_object_store(fs):
-        with fs.open_output_stream(path) as f:
-            f.write(data)
-        return
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     try:
-        with fs.open_output_stream(tmp) as f:
-            f.write(data)
-        fs.move(tmp, path)
-    except BaseException:
-        _delete(fs, tmp)
+        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        if _is_object_store(fs):
+            with fs.open_output_stream(path) as f:
+                f.write(data)
+            return
+        sweep_leftovers(parent(uri), f"{basename(uri)}.tmp-")
+        tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            with fs.open_output_stream(tmp) as f:
+                f.write(data)
+            fs.move(tmp, path)
+        except BaseException:
+            _delete(fs, tmp)
+            raise
+    except OSError as exc:
+        if is_disk_full(exc) and not isinstance(exc, DiskFullError):
+            raise disk_full(uri, exc) from exc
         raise
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC from Python or pyarrow, or a Spark/Hadoop error whose text (Java causes included) says so."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if getattr(exc, "errno", None) == errno.ENOSPC or _NO_SPACE in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def disk_full(uri: str, exc: BaseException) -> DiskFullError:
+    """One line for the operator: which write, and that the disk is full (not the Java stack trace)."""
+    return DiskFullError(errno.ENOSPC, f"{_NO_SPACE} while writing {uri}: free space on its filesystem and rerun; "
+                                       f"nothing was left that looks complete ({type(exc).__name__})")
+
+
+def _age_seconds(fs: pafs.FileSystem, info: pafs.FileInfo) -> float | None:
+    """Seconds since a file or folder (its newest file) was last written; None when the store cannot say."""
+    stamps = [info.mtime] if info.mtime is not None else []
+    if info.type == pafs.FileType.Directory:
+        stamps += [i.mtime for i in fs.get_file_info(pafs.FileSelector(info.path, recursive=True))
+                   if i.mtime is not None]
+    if not stamps:
+        return None
+    return time.time() - max(stamp.timestamp() for stamp in stamps)
+
+
+def sweep_leftovers(folder: str, prefix: str, max_age: float | None = None) -> list[str]:
+    """Remove the entries of `folder` named `prefix...` and older than `max_age` seconds (default a day); logged.
+
+    Younger ones may belong to a write running now in another process (a second run of the same night): left alone.
+    """
+    max_age = LEFTOVER_AGE_SECONDS if max_age is None else max_age
+    fs, path = resolve(folder)
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        return []
+    removed = []
+    for info in fs.get_file_info(pafs.FileSelector(path, recursive=False)):
+        if not info.base_name.startswith(prefix):
+            continue
+        age = _age_seconds(fs, info)
+        if age is not None and age < max_age:
+            continue
+        try:
+            _delete(fs, info.path)
+        except (FileNotFoundError, OSError) as exc:  # another run swept it first
+            if fs.get_file_info(info.path).type != pafs.FileType.NotFound:
+                raise OSError(f"cannot remove the leftover {join(folder, info.base_name)}: {exc}") from exc
+            continue
+        removed.append(join(folder, info.base_name))
+        logger.warning("removed %s, left by a write that did not finish %s ago", removed[-1],
+                       "an unknown time" if age is None else f"{age / 3600:.1f} h")
+    return removed
 
 
 def delete(uri: str) -> bool:
@@ -235,22 +307,24 @@ def _copy_tree(fs: pafs.FileSystem, src: str, dst: str) -> None:
 def temporary_dir(uri: str) -> Iterator[str]:
     """Yield a hidden sibling folder to write into; on success it replaces `uri`, on error it is removed.
 
-    Leftovers of writes that crashed earlier (hidden siblings of the same name) are removed first:
-    they are never read. The hidden prefix keeps Spark and pyarrow from reading them as data.
-    On an object store the final move is a copy: a crash during it leaves `uri` without its
-    `_SUCCESS` flag (incomplete, redone by the next run), never a flagged half.
+    Leftovers of writes that crashed earlier (hidden siblings of the same name older than a day) are removed
+    first: they are never read. A younger sibling may be another process writing the same target right now, so
+    it is left alone; whichever write finishes last replaces the folder. The hidden prefix keeps Spark and
+    pyarrow from reading them as data. A full disk (in Python, pyarrow or Spark) raises DiskFullError naming
+    `uri`. On an object store the final move is a copy: a crash during it leaves `uri` without its `_SUCCESS`
+    flag (incomplete, redone by the next run), never a flagged half.
     """
     name = basename(uri)
     folder = parent(uri)
     prefix = f".{name}.inprogress-"
-    for leftover in list_dir(folder):
-        if leftover.startswith(prefix):
-            delete(join(folder, leftover))
+    sweep_leftovers(folder, prefix)
     tmp = join(folder, prefix + uuid.uuid4().hex[:8])
     try:
         yield tmp
         delete(uri)
         move(tmp, uri)
-    except BaseException:
+    except BaseException as exc:
         delete(tmp)
+        if is_disk_full(exc) and not isinstance(exc, DiskFullError):
+            raise disk_full(uri, exc) from exc
         raise

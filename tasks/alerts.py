@@ -98,12 +98,34 @@ def post_webhook(url: str, subject: str, body: str) -> None:
         logger.error("alert webhook %s failed: %s", url, exc)
 
 
+class _MailErrors(logging.Handler):
+    """Collects the errors Luigi's mail senders log instead of raising (an SMTP server that refuses connections)."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.messages = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.pathname == notifications.__file__:
+            self.messages.append(record.getMessage())
+
+
 def send_alert(subject: str, body: str) -> None:
-    """To `[email] receiver` via Luigi's notifications (honouring its settings), and to `[alerts] webhook_url`."""
+    """To `[email] receiver` via Luigi's notifications (honouring its settings), and to `[alerts] webhook_url`.
+
+    A mail that cannot be sent is logged as `alert mail '<subject>' not sent: <why>`, and the failure being
+    reported stays what it was: the night's verdict and exit code do not depend on the mail server.
+    """
+    errors = _MailErrors()
+    notifications.logger.addHandler(errors)
     try:
         notifications.send_error_email(subject, body)
     except Exception as exc:  # an unreachable mail server must not hide the failure being reported
-        logger.error("alert mail %r not sent: %s", subject, exc)
+        errors.messages.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        notifications.logger.removeHandler(errors)
+    if errors.messages:
+        logger.error("alert mail %r not sent: %s", subject, "; ".join(errors.messages))
     url = config.alerts().webhook_url
     if url:
         post_webhook(url, subject, body)

@@ -54,6 +54,16 @@ class validate(luigi.Config):
     max_quarantine_rate = luigi.FloatParameter(default=0.01)
     max_mean_shift = luigi.FloatParameter(
         default=0.25, description="Largest relative change of the mean score against the last published day.")
+    volume_window_days = luigi.IntParameter(
+        default=7, description="Days before a raw drop whose drops of the same kind give the median row count.")
+    min_volume_ratio = luigi.FloatParameter(
+        default=0.5, description="A raw drop below this x the median rows fails its task; 0 disables (and accepts "
+                                 "an empty transactions day).")
+    max_volume_ratio = luigi.FloatParameter(
+        default=2.0, description="A raw drop above this x the median rows fails its task; 0 disables.")
+    min_snapshot_ratio = luigi.FloatParameter(
+        default=0.9, description="A client snapshot below this x the median rows fails ClientFeatures (a client base "
+                                 "moves by well under 1% a day; transaction days swing more); 0 disables.")
 
 
 class publish(luigi.Config):

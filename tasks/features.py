@@ -4,7 +4,8 @@ Raw rows that cannot be used are not dropped silently: they go, with their origi
 quarantine/{clients,transactions}/date=D/ (plus `_counts.json`: rows read and rejected per reason), and a partition
 whose rejected share exceeds `[validate] max_quarantine_rate` fails its task. A file that cannot be read at all
 (missing or renamed column, wrong delimiter or encoding, empty file, wrong parquet type) fails before anything is
-written, with a SchemaError naming the file, the column and what was expected.
+written, with a SchemaError naming the file, the column and what was expected. A drop whose row count is far from the
+median of the same drop on the days before fails with a VolumeError (tasks/raw.py), also before anything is written.
 """
 import codecs
 import collections
@@ -12,6 +13,7 @@ import csv
 import datetime as dt
 import functools
 import json
+import logging
 
 import luigi
 
@@ -24,8 +26,10 @@ from targets import fs
 from targets.directory import ParquetTarget
 from tasks import config
 from tasks.errors import DataQualityError, SchemaError
-from tasks.raw import RawClients, RawTransactions
+from tasks.raw import RawClients, RawTransactions, check_drop_volume, transaction_rows
 from tasks.spark import SparkTask, session
+
+logger = logging.getLogger("luigi-interface")
 
 _HEADER_BYTES = 1 << 16
 _OTHER_DELIMITERS = (";", "\t", "|")
@@ -82,11 +86,18 @@ def read_csv_header(uri: str, encoding: str) -> list[str]:
     return names
 
 
+def log_ignored_columns(uri: str, ignored) -> None:
+    """Say once per drop, at INFO, which delivered columns the pipeline does not read."""
+    if ignored:
+        logger.info("%s: ignoring column(s) not in the contract: %s", uri, ", ".join(sorted(ignored)))
+
+
 def read_clients_csv(spark, uri: str, encoding: str):
     """The raw client snapshot as strings plus `_corrupt_record` (the line, where its field count is wrong)."""
     from pyspark.sql import types as T
 
     names = read_csv_header(uri, encoding)
+    log_ignored_columns(uri, [name for name in names if name not in CLIENT_COLUMNS])
     # Spark 4 accepts only a few charsets by name; the legacy switch lets it use any Java charset, e.g. cp1251.
     spark.conf.set("spark.sql.legacy.javaCharsets", "true")
     schema = T.StructType([T.StructField(name, T.StringType()) for name in [*names, CORRUPT_RECORD]])
@@ -195,6 +206,7 @@ class ClientFeatures(SparkTask):
         cleaned = clean_client_snapshot(read_clients_csv(spark, source, cfg.encoding), cfg).cache()
         total, counts = _reason_counts(cleaned)
         check_readable(source, total, counts, max_rate, cfg.encoding)
+        check_drop_volume("clients", self.date - DAY, total, source)
         rejected = cleaned.where(F.col("reason").isNotNull()).select(
             *[F.col(f"raw_{name}").alias(name) for name in CLIENT_COLUMNS], "reason", F.col("raw_line").alias("line")
         )
@@ -222,7 +234,7 @@ def check_transaction_files(uri: str) -> list[str]:
     if not names:
         raise SchemaError(f"{uri}: no data files; expected parquet files with {expected}")
     filesystem, path = fs.resolve(uri)
-    problems = []
+    problems, ignored = [], set()
     for name in names:
         try:
             schema = pq.read_schema(f"{path}/{name}", filesystem=filesystem)
@@ -230,6 +242,7 @@ def check_transaction_files(uri: str) -> list[str]:
             problems.append(f"{fs.join(uri, name)}: not a readable parquet file ({exc})")
             continue
         types = {field.name: field.type for field in schema}
+        ignored.update(set(types) - set(TRANSACTION_SCHEMA))
         for column, (kind, accepts) in TRANSACTION_SCHEMA.items():
             if column not in types:
                 problems.append(f"{fs.join(uri, name)}: column {column} missing, expected {kind}")
@@ -237,6 +250,7 @@ def check_transaction_files(uri: str) -> list[str]:
                 problems.append(f"{fs.join(uri, name)}: column {column} is {types[column]}, expected {kind}")
     if problems:
         raise SchemaError("; ".join(problems))
+    log_ignored_columns(uri, ignored)
     return names
 
 
@@ -248,7 +262,8 @@ def read_transactions(spark, uri: str):
 
 def flag_transactions(raw, day: dt.date, zone: str = "UTC"):
     """Add `reason` (null when fine): missing or non-positive client_id, ts missing or outside the partition's day
-    in `zone` ([raw] timezone), amount missing or not finite. Negative amounts are refunds, not errors.
+    in `zone` ([raw] timezone), amount missing or not finite, category missing (null or blank: such a row would
+    count as spend but never as risky spend). Negative amounts are refunds, not errors.
 
     An instant (a parquet timestamp adjusted to UTC: Spark's TIMESTAMP) is compared with the instants that start
     and end the day in `zone`; a wall-clock timestamp (not adjusted: TIMESTAMP_NTZ) is read as that zone's local
@@ -275,7 +290,8 @@ def flag_transactions(raw, day: dt.date, zone: str = "UTC"):
         .when(ts.isNull(), "ts: missing")
         .when((ts < start) | (ts >= end), "ts: outside the partition's day")
         .when(amount.isNull(), "amount: missing")
-        .when(F.isnan(amount) | (F.abs(amount) == float("inf")), "amount: not finite"),
+        .when(F.isnan(amount) | (F.abs(amount) == float("inf")), "amount: not finite")
+        .when(F.col("category").isNull() | (F.trim(F.col("category")) == ""), "category: missing"),
     )
 
 
@@ -299,6 +315,14 @@ def aggregate_day(transactions, day: dt.date):
     ).withColumn("day", F.lit(day))
 
 
+def check_empty_day(source: str, rows: int, min_volume_ratio: float) -> None:
+    """A transactions day without rows fails unless `[validate] min_volume_ratio` = 0 accepts days without activity."""
+    if rows == 0 and min_volume_ratio > 0:
+        files = [name for name in fs.list_dir(source) if not name.startswith(("_", "."))]
+        raise SchemaError(f"{source}: no data rows in {', '.join(files)}; a day without "
+                          f"transactions is accepted with [validate] min_volume_ratio = 0")
+
+
 class TransactionDaily(SparkTask):
     """features/transactions_daily/date=d: per client aggregates of day d, computed once and reused by every window."""
 
@@ -318,11 +342,13 @@ class TransactionDaily(SparkTask):
 
         source = self.input().uri
         flagged = flag_transactions(read_transactions(session(), source), self.date, config.raw().timezone).cache()
+        rows = transaction_rows(source)  # the footers: the volume is judged before a row is read
+        check_empty_day(source, rows, config.validate().min_volume_ratio)
+        check_drop_volume("transactions", self.date, rows, source)
         total, counts = _reason_counts(flagged)
-        if total == 0:
-            raise SchemaError(f"{source}: no data rows in {', '.join(check_transaction_files(source))}")
         write_quarantine(self.quarantine(), flagged.where(F.col("reason").isNotNull()), source, total, counts)
-        check_quarantine_rate(source, total, counts, config.validate().max_quarantine_rate, self.quarantine().uri)
+        if total:
+            check_quarantine_rate(source, total, counts, config.validate().max_quarantine_rate, self.quarantine().uri)
         daily = aggregate_day(flagged.where(F.col("reason").isNull()), self.date)
         with self.output().temporary_path() as tmp:
             daily.coalesce(1).write.parquet(tmp)
@@ -386,6 +412,15 @@ class FeatureTable(SparkTask):
         table = clients.join(transactions, "client_id", "left").fillna(0.0, subset=transaction_feature_names())
         with self.output().temporary_path() as tmp:
             table.write.parquet(tmp)
+
+
+def night_volumes(date: dt.date) -> list[dict]:
+    """The volume check of every raw drop scoring date D reads (the D-1 snapshot, each transaction day of the
+    longest window), from recorded counts: see tasks.raw.drop_volume."""
+    from tasks.raw import drop_volume
+
+    return [drop_volume("clients", date - DAY),
+            *(drop_volume("transactions", day) for day in window_dates(date, max(feature_windows())))]
 
 
 def _quarantine_partition(target: ParquetTarget) -> dict:

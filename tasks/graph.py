@@ -38,6 +38,11 @@ def requirements(task: luigi.Task) -> list[luigi.Task]:
     return flatten(task.requires())
 
 
+def _earlier_publication(task: luigi.Task, root: luigi.Task) -> bool:
+    """A Publish of a day before the night's own (met through the night's monitoring): its graph is another night's."""
+    return isinstance(task, Publish) and task.date != getattr(root, "date", task.date)
+
+
 class States:
     """done / pending / missing of each task, asking complete() once per task.
 
@@ -107,7 +112,7 @@ class Graph:
         self.root = root
         self.tasks: dict[str, luigi.Task] = {}
         self.dependents: dict[str, set[str]] = {}
-        for visit in walk(root):
+        for visit in walk(root, descend=lambda task, _: not _earlier_publication(task, root)):
             self.tasks.setdefault(visit.task.task_id, visit.task)
             parents = self.dependents.setdefault(visit.task.task_id, set())
             if visit.parent is not None:
@@ -121,12 +126,11 @@ class Graph:
         return [task for task in self.tasks.values() if task.task_family == name]
 
     def downstream(self, start: Iterable[str]) -> set[str]:
-        """`start` and every task that depends on one of them, up to and including Publish (never above it)."""
+        """`start` and every task of the night that depends on one of them: up to Publish, the DB marker included,
+        and the night's monitoring that read it. An earlier published day is never reached: it is history."""
         seen, stack = set(start), list(start)
         while stack:
             task_id = stack.pop()
-            if isinstance(self.tasks[task_id], Publish):
-                continue
             for parent in self.dependents.get(task_id, ()):
                 if parent not in seen:
                     seen.add(parent)

@@ -108,6 +108,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("validate", "volume_window_days"): above(0),
     ("validate", "min_volume_ratio"): ("must be between 0 (off) and 1", lambda v: 0 <= v <= 1),
     ("validate", "max_volume_ratio"): ("must be 0 (off) or >= 1", lambda v: v == 0 or v >= 1),
+    ("validate", "min_snapshot_ratio"): ("must be between 0 (off) and 1", lambda v: 0 <= v <= 1),
     ("publish", "url"): ("must be empty or an SQLAlchemy URL such as postgresql+psycopg2://host:5432/db",
                          lambda v: not v or _database_url(v)),
     ("monitor", "max_auc_drop"): between(0, 1),

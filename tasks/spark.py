@@ -119,6 +119,7 @@ class SparkProgress:
         self._thread = threading.Thread(target=self._loop, name=f"spark-progress-{task.task_id}", daemon=True)
 
     def __enter__(self):
+        self.task._spark_progress = self
         self._started = time.monotonic()
         self._baseline = self._job_ids()
         self._thread.start()
@@ -127,6 +128,7 @@ class SparkProgress:
     def __exit__(self, exc_type, exc, tb):
         self._stop.set()
         self._thread.join(timeout=10)
+        self.task._spark_progress = None
         elapsed = time.monotonic() - self._started
         try:
             jobs = len(self._job_ids() - self._baseline)
@@ -181,15 +183,24 @@ class SparkProgress:
             pass
 
 
+def _reporting(task) -> bool:
+    """True inside a run() already reporting: a subclass's run() calling super().run() reports once, not twice."""
+    return getattr(task, "_spark_progress", None) is not None
+
+
 def _with_progress(run):
     if inspect.isgeneratorfunction(run):
         @functools.wraps(run)
         def wrapper(self):
+            if _reporting(self):
+                return (yield from run(self))
             with SparkProgress(self):
                 return (yield from run(self))
     else:
         @functools.wraps(run)
         def wrapper(self):
+            if _reporting(self):
+                return run(self)
             with SparkProgress(self):
                 return run(self)
     wrapper.reports_progress = True

@@ -46,7 +46,13 @@ def check_enough_snapshots(model_day: dt.date, found: list[dt.date]) -> None:
 
 
 def read_labels_spark(spark, uri: str):
-    """A label drop as (client_id bigint, defaulted int), failing on missing columns or values other than 0/1."""
+    """A label drop as (client_id bigint, defaulted int); the one reader of labels.csv for every task that needs it.
+
+    `defaulted` may be 0 or 1 in any numeric spelling (`1`, `1.0`, ` 0 `); `client_id` must be an integer. Spark 4
+    casts in ANSI mode, where `.cast` of `yes` throws a Java traceback that never names the file, so values are read
+    with `try_cast` (null when unreadable) and every bad row is counted. SchemaError names the file, the column(s),
+    the number of bad rows and up to three of them as they were written.
+    """
     from pyspark.sql import functions as F
 
     source = fs.spark_uri(uri)
@@ -55,14 +61,18 @@ def read_labels_spark(spark, uri: str):
     if missing:
         raise SchemaError(f"{uri}: missing column(s) {missing}; expected header {','.join(LABEL_COLUMNS)}, "
                           f"found {frame.columns}")
-    typed = frame.select(F.col(KEY).cast("bigint").alias(KEY),
-                         F.col(LABEL).cast("int").alias(LABEL))
-    bad = typed.where(F.col(KEY).isNull() | ~F.col(LABEL).isin(0, 1)
-                      | F.col(LABEL).isNull()).count()
-    if bad:
-        raise SchemaError(f"{uri}: {bad} row(s) with a client_id that is not an integer or a {LABEL} "
-                          f"that is not 0/1")
-    return typed
+    client_id = F.col(KEY).try_cast("bigint")
+    label = F.col(LABEL).try_cast("double")
+    typed = frame.select(client_id.alias(KEY), label.alias(LABEL), F.col(KEY).alias("raw_id"),
+                         F.col(LABEL).alias("raw_label"))
+    bad_id, bad_label = F.col(KEY).isNull(), ~F.coalesce(F.col(LABEL).isin(0.0, 1.0), F.lit(False))
+    bad = typed.where(bad_id | bad_label)
+    count = bad.count()
+    if count:
+        examples = ", ".join(f"({row['raw_id']!r}, {row['raw_label']!r})" for row in bad.limit(3).collect())
+        raise SchemaError(f"{uri}: {count} of {frame.count()} row(s) where {KEY} is not an integer or {LABEL} is not "
+                          f"0/1, e.g. ({KEY}, {LABEL}) = {examples}")
+    return typed.select(KEY, F.col(LABEL).cast("int").alias(LABEL))
 
 
 def sample_snapshot(table, labels, day: dt.date, max_rows: int, seed: int):

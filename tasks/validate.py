@@ -13,7 +13,7 @@ from targets import fs, sql
 from targets.directory import DirectoryTarget, ParquetTarget
 from tasks import config
 from tasks.errors import ApprovalError, ExplainsFailures, PredictionsRejected
-from tasks.features import quarantine_counts
+from tasks.features import night_volumes, quarantine_counts
 from tasks.predict import Predict
 
 logger = logging.getLogger("luigi-interface")
@@ -74,16 +74,13 @@ class ValidatePredictions(ExplainsFailures, luigi.Task):
         previous, unknown = self.previous_day(meta["reference_histogram"]["edges"])
         mean_today = float(np.nanmean(scores)) if len(scores) else float("nan")
         quarantine = quarantine_counts(self.date)
-        rejected = {f"{kind} {reason}": n for kind in ("clients", "transactions")
-                    for reason, n in quarantine[kind].items()}
-        total = sum(quarantine["rows"].values())
         results = [
             schema,
             *checks.check_scores(scores, ids, expected),
             checks.check_psi(scores, meta["reference_histogram"], cfg.psi_warn, cfg.psi_fail),
             checks.check_mean_shift(mean_today, previous and previous["mean"], previous and previous["date"],
                                     cfg.max_mean_shift, unknown),
-            checks.check_quarantine(rejected, total, cfg.max_quarantine_rate),
+            checks.check_quarantine(quarantine["partitions"], cfg.max_quarantine_rate),
         ]
         report_dir = self.output()
         approval = read_approval(report_dir)
@@ -92,6 +89,7 @@ class ValidatePredictions(ExplainsFailures, luigi.Task):
         report = build_report(self.date, scores, results, meta, previous, approval)
         report["quarantine"] = {kind: quarantine[kind] for kind in ("clients", "transactions", "rows")}
         report.update(feature_drift(predict.input()["table"], meta))
+        report["volumes"] = night_volumes(self.date)
         report_dir.write_file(REPORT_FILE, json.dumps(report, indent=2).encode())
         report_dir.write_file(HTML_FILE, render_html(report).encode())
         if report["verdict"] == "rejected":

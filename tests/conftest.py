@@ -147,6 +147,35 @@ def require_service(what: str, reason: str) -> None:
     pytest.skip(f"{what} unavailable: {reason}")
 
 
+def mount_small_disk(folder: Path, size: str = "2m") -> None:
+    """Mount a tmpfs of `size` at `folder`: a real filesystem that fills up (needs root and mount)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        require_service("a tmpfs mount (root)", "mounting a small filesystem needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        require_service("a tmpfs mount", done.stderr.strip() or f"mount exited {done.returncode}")
+
+
+def fill_disk(folder: Path, leave: int = 0) -> Path:
+    """Take the free space of `folder`'s filesystem but `leave` bytes, with one ballast file; returns it."""
+    ballast = folder / ".ballast"
+    free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+    with open(ballast, "wb") as f:
+        f.write(b"\0" * max(free - leave, 0))
+    return ballast
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MiB tmpfs mounted at tmp_path/disk, unmounted afterwards."""
+    folder = tmp_path / "disk"
+    mount_small_disk(folder)
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
 class Mailbox:
     """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives."""
 
@@ -172,7 +201,9 @@ class Mailbox:
         self.controller.start()
 
     def stop(self) -> None:
-        self.controller.stop()
+        """Stop listening (the port is then closed); stopping twice is harmless."""
+        if self.controller.loop.is_running():
+            self.controller.stop()
 
 
 @pytest.fixture

@@ -53,7 +53,9 @@ def test_summary_of_a_published_night_then_of_an_unpublished_one(ops, scored_roo
     assert any(line.startswith("  quarantine: clients: ") for line in lines)
     assert any(line.endswith(f"reports/date={SCORE_DATE}/report.html") for line in lines)
     assert any(line.startswith("  model:      ") and "holdout AUC" in line for line in lines)
-    assert lines[-1] == f"  database:   sqlite:///{scored_root}/nightshift.db"
+    assert f"  database:   sqlite:///{scored_root}/nightshift.db" in lines
+    assert any(line.startswith("  monitoring: realized performance of ") for line in lines)
+    assert any(line.startswith("  history:    ") for line in lines)
 
     assert Publish(date=SCORE_DATE).output().remove()
     undone = ops.run("summary", "--date", SCORE_DATE, timeout=120)

@@ -63,15 +63,68 @@ def test_mean_shift_is_relative_to_the_last_published_day_and_skipped_without_on
     assert checks.verdict([bad, checks.check_mean_shift(0.06, None, None, 0.25)], approved=False) == "rejected"
 
 
-def test_quarantine_rate_reports_count_per_reason():
-    ok = checks.check_quarantine({"age: not a number": 2}, 600, 0.01)
+def partition(path, rows, rejected, **reasons) -> dict:
+    return {"path": path, "rows": rows, "rejected": rejected, "reasons": reasons or {"age: not a number": rejected}}
+
+
+def test_quarantine_rate_gates_the_worst_partition_with_its_count_per_reason():
+    ok = checks.check_quarantine([partition("q/clients/date=D", 600, 2)], 0.01)
     assert ok["verdict"] == "pass" and ok["measured"] == pytest.approx(2 / 600, abs=1e-6)
-    bad = checks.check_quarantine({"salary: unparseable": 30, "age: not a number": 3}, 600, 0.01)
-    assert bad["verdict"] == "fail"
-    assert "33 of 600" in bad["detail"] and "salary: unparseable: 30" in bad["detail"]
+    # Pooled with a large clean day the bad day would be 33 of 10600 (0.3 %): it must fail on its own share.
+    bad = checks.check_quarantine([
+        partition("q/transactions/date=d1", 10_000, 0),
+        partition("q/transactions/date=d2", 600, 33, **{"salary: unparseable": 30, "age: not a number": 3}),
+    ], 0.01)
+    assert bad["verdict"] == "fail" and bad["measured"] == pytest.approx(33 / 600, abs=1e-6)
+    assert "33 of 600 raw rows quarantined in q/transactions/date=d2" in bad["detail"]
+    assert "salary: unparseable: 30" in bad["detail"] and "worst of 2 partition(s)" in bad["detail"]
+
+
+def test_a_partition_without_row_counts_is_reported_unknown_not_measured_against_zero_rows():
+    result = checks.check_quarantine([partition("q/a", 600, 3), partition("q/old", None, 500)], 0.01)
+    assert result["verdict"] == "pass" and result["measured"] == pytest.approx(3 / 600, abs=1e-6)
+    assert "rows read unknown (no _counts.json) for 1 partition(s): q/old" in result["detail"]
+    nothing = checks.check_quarantine([partition("q/old", None, 500)], 0.01)
+    assert nothing["verdict"] == "skip" and nothing["measured"] is None
 
 
 def test_describe_names_measured_value_and_threshold():
     line = checks.describe({"name": "psi", "measured": 0.71, "threshold": {"warn": 0.1, "fail": 0.25},
                             "verdict": "fail", "detail": ""})
     assert line == "psi = 0.71 (threshold warn 0.1, fail 0.25)"
+
+
+@pytest.mark.parametrize(
+    "rows, history, verdict, setting",
+    [
+        (600, [600, 590, 610], "pass", None),
+        (300, [600, 590, 610], "pass", None),          # exactly half of 600: the bound itself passes
+        (299, [600, 590, 610], "fail", "min_volume_ratio"),
+        (1300, [600, 620, 640], "fail", "max_volume_ratio"),
+        (0, [100, 100], "fail", "min_volume_ratio"),
+        (600, [], "skip", None),                       # nothing to compare with yet
+        (600, [0, 0, 5], "skip", None),                # the median day was empty
+    ],
+)
+def test_check_volume_against_the_median_of_earlier_drops(rows, history, verdict, setting):
+    result = checks.check_volume(rows, history, min_ratio=0.5, max_ratio=2.0)
+    assert (result["verdict"], result["setting"]) == (verdict, setting)
+    assert result["drops"] == len(history)
+
+
+def test_check_volume_uses_the_median_so_one_odd_day_does_not_move_the_bar():
+    result = checks.check_volume(50, [100, 100, 100, 5000, 100], min_ratio=0.5, max_ratio=2.0)
+    assert result["median"] == 100 and result["ratio"] == 0.5 and result["verdict"] == "pass"
+
+
+def test_a_ratio_of_zero_disables_its_side():
+    assert checks.check_volume(0, [100], min_ratio=0, max_ratio=2.0)["verdict"] == "pass"
+    assert checks.check_volume(10_000, [100], min_ratio=0.5, max_ratio=0)["verdict"] == "pass"
+    assert checks.check_volume(10, [100], min_ratio=0.5, max_ratio=0)["verdict"] == "fail"
+
+
+def test_describe_volume_names_file_rows_median_and_setting():
+    result = checks.check_volume(180, [600, 600, 580], min_ratio=0.5, max_ratio=2.0)
+    line = checks.describe_volume("raw/clients/dt=2026-03-01/clients.csv", result, window_days=7)
+    assert line.startswith("raw/clients/dt=2026-03-01/clients.csv: 180 rows, 0.30 x the median 600 rows of the 3 drop(s)")
+    assert "below [validate] min_volume_ratio = 0.5" in line and "\n" not in line

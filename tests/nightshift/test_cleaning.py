@@ -105,8 +105,8 @@ def test_parse_salary_blank_is_unknown_not_an_error(text):
         ("1234 567", "bad number"),
         ("1.234,567.8", "bad number"),
         ("9" * 400, "bad number"),
-        ("45000 usd", "unknown unit"),
-        ("45 тыс долларов", "unknown unit"),
+        ("45000 usdt", "unknown unit"),
+        ("45 тыс долларов", "foreign currency (USD)"),
         ("12 тр руб", "unknown unit"),
         ("40-50 тыс", "unknown unit"),
         ("45000 р/мес примерно", "unknown unit"),
@@ -122,6 +122,32 @@ def test_parse_salary_rejects_with_a_fixed_reason(text, reason):
     assert caught.value.text == text
     assert reason in SALARY_REASONS
     assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("1500 USD", "USD"), ("1500usd", "USD"), ("$2000", "USD"), ("$ 2 000", "USD"), ("2000$", "USD"),
+        ("US$ 1500", "USD"), ("2000 долл", "USD"), ("2 000 долл.", "USD"), ("3 тыс долларов", "USD"),
+        ("1500 usd в месяц", "USD"), ("2000 $/мес", "USD"),
+        ("€1800", "EUR"), ("1800 евро", "EUR"), ("1800 EUR/мес", "EUR"), ("1,5 тыс. €", "EUR"),
+        ("£900", "GBP"), ("10000 юаней", "CNY"), ("300 000 тенге", "KZT"), ("5000 грн", "UAH"),
+    ],
+)
+def test_parse_salary_names_a_foreign_currency_and_never_converts_it(text, code):
+    with pytest.raises(SalaryError) as caught:
+        parse_salary(text)
+    assert caught.value.reason == f"foreign currency ({code})"
+    assert caught.value.reason in SALARY_REASONS
+
+
+def test_clean_clients_quarantines_foreign_salaries_with_their_currency():
+    raw = pd.DataFrame({"client_id": ["1", "2", "3", "4"], "sex": ["М", "Ж", "М", "Ж"], "age": ["30", "31", "32", "33"],
+                        "salary": ["1500 USD", "€1800", "2000 долл", "45 000 р/мес"]})
+    cleaned = clean_clients(raw, **BOUNDS)
+    assert cleaned.reason.tolist() == ["salary: foreign currency (USD)", "salary: foreign currency (EUR)",
+                                       "salary: foreign currency (USD)", None]
+    assert cleaned.salary_rub_month.iloc[:3].isna().all() and cleaned.raw_salary.iloc[0] == "1500 USD"
 
 
 def _mixed_case(draw, text: str) -> str:

@@ -1,11 +1,12 @@
 """The filesystem layer: local paths, file:// URIs and (with a stand-in object store) s3a:// translation."""
 import os
+import re
 
 import pandas as pd
 import pyarrow.fs as pafs
 import pytest
 
-from nightshift.errors import ConfigurationError
+from nightshift.errors import ConfigurationError, DiskFullError
 from targets import fs
 from targets.directory import ParquetTarget
 
@@ -195,3 +196,33 @@ def test_a_real_pyarrow_s3_filesystem_gets_the_configured_endpoint_without_conne
     settings = filesystem.__reduce__()[1][0]
     assert (filesystem.type_name, path) == ("s3", "bank-data/root/models")
     assert (settings["endpoint_override"], settings["scheme"], settings["region"]) == ("127.0.0.1:9000", "http", "eu-west-1")
+
+
+def test_a_full_disk_fails_the_write_naming_the_file_and_leaves_no_temporary_file(small_disk):
+    from tests.conftest import fill_disk
+
+    uri = str(small_disk / "reports" / "validation.json")
+    ballast = fill_disk(small_disk)
+    with pytest.raises(DiskFullError, match=r"^\[Errno 28\] No space left on device while writing "
+                       + re.escape(uri) + ": free space") as caught:
+        fs.write_bytes(uri, b"x" * 100_000)
+    assert isinstance(caught.value, OSError) and "\n" not in str(caught.value)
+    assert fs.list_dir(str(small_disk / "reports")) == []
+    ballast.unlink()
+    fs.write_bytes(uri, b"x" * 100_000)
+    assert fs.read_bytes(uri) == b"x" * 100_000
+
+
+def test_a_full_disk_mid_folder_write_leaves_nothing_complete_and_the_rerun_finishes(small_disk):
+    from tests.conftest import fill_disk
+
+    target = ParquetTarget(str(small_disk / "features" / "date=2026-03-02"))
+    frame = pd.DataFrame({"client_id": range(50_000), "score": [k / 50_000 for k in range(50_000)]})
+    ballast = fill_disk(small_disk, leave=64 * 1024)
+    with pytest.raises(DiskFullError, match="No space left on device while writing " + re.escape(target.uri)):
+        target.write_pandas(frame)
+    assert not target.exists()
+    assert fs.list_dir(str(small_disk / "features")) == [], "the temporary folder was removed"
+    ballast.unlink()
+    target.write_pandas(frame)
+    assert target.exists() and len(target.read_pandas()) == 50_000

@@ -5,6 +5,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import luigi
 import numpy as np
+import pytest
 
 from tasks import DailyScoring, ValidatePredictions
 from tests.conftest import DRIFT_DATE, SCORE_DATE, build, families
@@ -80,7 +81,8 @@ def test_the_webhook_gets_a_slack_style_json_post(root, overlay):
     assert payload["text"].startswith("*Luigi: Broken() FAILED") and "disk full while writing" in payload["text"]
 
 
-def test_an_unreachable_webhook_or_mail_server_does_not_hide_the_failure(root, overlay):
+def test_an_unreachable_webhook_or_mail_server_does_not_hide_the_failure(root, overlay, caplog):
+    """Luigi's trigger_event swallows what a handler raises: what counts is the log saying the alert was lost."""
     overlay.set("alerts", "webhook_url", "http://127.0.0.1:9/nothing-listens-here")
     overlay.set("email", "receiver", "oncall@example.com")
     overlay.set("email", "force_send", "true")
@@ -88,3 +90,37 @@ def test_an_unreachable_webhook_or_mail_server_does_not_hide_the_failure(root, o
     overlay.set("smtp", "port", "9")
     result = build(Broken())
     assert families(result["failed"]) == ["Broken"]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any(m.startswith("alert mail 'Luigi: Broken() FAILED") and "not sent: " in m for m in errors), errors
+    assert any(m.startswith("alert webhook http://127.0.0.1:9/nothing-listens-here failed: ") for m in errors), errors
+
+
+def run_night(date) -> int:
+    """The operator's command in this process: `luigi --module tasks DailyScoring --date D`; its exit code.
+
+    --no-lock: Luigi's pid lock would take this same process, still alive after the first run, for another run.
+    """
+    from luigi.retcodes import run_with_retcodes
+
+    with pytest.raises(SystemExit) as done:
+        run_with_retcodes(["--module", "tasks", "DailyScoring", "--date", str(date), "--local-scheduler", "--no-lock"])
+    return done.value.code
+
+
+def test_a_rejected_batch_with_the_mail_server_down_keeps_its_verdict_and_exit_code_and_logs_the_lost_alert(
+        scored_root, overlay, mailbox, caplog):
+    overlay.set("model", "retrain", "weekly")
+    next_day_from(scored_root, lambda s: np.clip(s * 3.0, 0, 1))
+    with_mail = run_night(DRIFT_DATE)
+    assert len(mailbox.messages) == 1
+    assert not any("not sent" in r.getMessage() for r in caplog.records)
+
+    mailbox.stop()  # the port is closed now: connections are refused
+    caplog.clear()
+    without_mail = run_night(DRIFT_DATE)
+    assert with_mail == without_mail == 30  # [retcode] task_failed
+    assert len(mailbox.messages) == 1, "no second mail arrived"
+    report = json.loads(ValidatePredictions(date=DRIFT_DATE).output().read_file("validation.json"))
+    assert report["verdict"] == "rejected"
+    lost = [r.getMessage() for r in caplog.records if "not sent" in r.getMessage()]
+    assert lost and lost[0].startswith(f"alert mail 'nightshift {DRIFT_DATE}: batch rejected' not sent: "), lost

@@ -4,6 +4,7 @@ Each case runs one task (ClientFeatures or TransactionDaily, FeatureTable for th
 asserts what a user sees: the error text, the quarantined rows and reasons, and that nothing downstream was written.
 """
 import datetime as dt
+import json
 import math
 
 import luigi
@@ -13,9 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from targets.directory import ParquetTarget
-from tasks import ClientFeatures, FeatureTable, TransactionDaily, config
+from tasks import ClientFeatures, FeatureTable, TransactionDaily, TransactionFeatures, config
 from tasks.errors import ConfigurationError
 from tasks.features import QUARANTINE_COUNTS, quarantine_counts
+from tasks.raw import drop_rows
 from tasks.spark import settings as _spark_settings
 from tests.conftest import SCORE_DATE, build, families, make_sample_data
 
@@ -136,6 +138,8 @@ BAD_TX = [
     (1003, at(14), math.nan, "grocery", "amount: not finite"),
     (1003, at(15), math.inf, "travel", "amount: not finite"),
     (1003, at(16), None, "travel", "amount: missing"),
+    (1003, at(17), 20.0, None, "category: missing"),     # would count as spend but never as risky spend
+    (1003, at(18), 20.0, "  ", "category: missing"),
 ]
 FILLER_TX = [(1005, at(h % 24, h % 60), 10.0, "grocery") for h in range(200)]
 
@@ -188,8 +192,8 @@ def test_bad_rows_are_quarantined_with_their_values_and_reason_and_counted(root,
         "sex: unrecognised": 1,
     }
     assert counts["transactions"] == {
-        "amount: missing": 1, "amount: not finite": 2, "client_id: missing": 1, "client_id: not positive": 1,
-        "ts: missing": 1, "ts: outside the partition's day": 2,
+        "amount: missing": 1, "amount: not finite": 2, "category: missing": 2, "client_id: missing": 1,
+        "client_id: not positive": 1, "ts: missing": 1, "ts: outside the partition's day": 2,
     }
     client_rows = len(GOOD_CLIENTS) + len(bad_clients) + 200
     tx_rows = len(GOOD_TX) + len(FILLER_TX) + len(BAD_TX)
@@ -381,7 +385,10 @@ def test_a_transaction_file_without_rows_fails(root, failures):
 
     build(TransactionDaily(date=DAY))
 
-    assert only_failure(failures, "TransactionDaily") == f"{folder}: no data rows in part-00000.parquet"
+    assert only_failure(failures, "TransactionDaily") == (
+        f"{folder}: no data rows in part-00000.parquet; a day without transactions is accepted with [validate] "
+        "min_volume_ratio = 0"
+    )
 
 
 # --- the business time zone ([raw] timezone) -------------------------------------------------------------------
@@ -457,3 +464,110 @@ def test_a_moscow_cut_sample_drop_passes_the_gate_only_in_moscow_time(root, over
         assert families(result["completed"]) == ["TransactionDaily"]
         counts = quarantine_counts(SCORE_DATE)["transactions"]
         assert counts.get("ts: outside the partition's day", 0) == outside_moscow_day
+
+
+# --- volumes: a drop far smaller or larger than the days before -------------------------------------------------
+
+def usual_days(root, rows=100, days=7, end=DAY):
+    """`days` transaction drops of `rows` valid rows each, on the days before `end`."""
+    for k in range(1, days + 1):
+        day = end - dt.timedelta(days=k)
+        write_transactions(root, [transactions([(1001 + i % 50, at(i % 24, i % 60, day), 10.0, "grocery")
+                                                for i in range(rows)])], day=day)
+
+
+def test_a_transaction_day_at_30_percent_of_usual_fails_and_is_accepted_with_the_ratio_at_0(root, overlay, failures):
+    usual_days(root, rows=100)
+    folder = write_transactions(root, [transactions(FILLER_TX[:30])])
+
+    result = build(TransactionDaily(date=DAY))
+
+    assert families(result["failed"]) == ["TransactionDaily"]
+    message = only_failure(failures, "TransactionDaily")
+    assert message.startswith(f"{folder}: 30 rows, 0.30 x the median 100 rows of the 7 drop(s) of the previous 7 days")
+    assert "below [validate] min_volume_ratio = 0.5" in message
+    assert not target("features/transactions_daily", DAY).exists()
+    assert not target("quarantine/transactions", DAY).exists()  # the day's count is not recorded as history
+
+    overlay.set("validate", "min_volume_ratio", 0)
+    assert families(build(TransactionDaily(date=DAY))["completed"]) == ["TransactionDaily"]
+    assert target("features/transactions_daily", DAY).read_pandas()["tx_count"].sum() == 30
+
+
+def test_a_transaction_day_above_max_volume_ratio_fails_naming_it(root, failures):
+    usual_days(root, rows=40, days=3)
+    write_transactions(root, [transactions(GOOD_TX + FILLER_TX)])
+
+    build(TransactionDaily(date=DAY))
+
+    message = only_failure(failures, "TransactionDaily")
+    assert "205 rows, 5.12 x the median 40 rows of the 3 drop(s)" in message
+    assert "above [validate] max_volume_ratio = 2" in message
+
+
+def test_an_empty_day_fails_by_default_and_with_min_volume_ratio_0_is_a_day_without_activity(root, overlay, failures):
+    usual_days(root, rows=100, days=6)
+    folder = write_transactions(root, [transactions(GOOD_TX).slice(0, 0)])
+    windows = TransactionFeatures(date=DAY + dt.timedelta(days=1))  # the 7-day window ending with the empty day
+
+    build(windows)
+    assert "no data rows in part-00000.parquet" in only_failure(failures, "TransactionDaily")
+    assert not target("features/transactions_daily", DAY).exists()
+
+    overlay.set("validate", "min_volume_ratio", 0)
+    result = build(windows)
+    assert not result["failed"], failures
+    assert len(target("features/transactions_daily", DAY).read_pandas()) == 0
+    assert len(target("quarantine/transactions", DAY).read_pandas()) == 0
+    features = windows.output().read_pandas().set_index("client_id")
+    assert features["tx_count_7d"].sum() == 600 and features["active_days_7d"].max() == 6
+    assert json.loads(target("quarantine/transactions", DAY).read_file(QUARANTINE_COUNTS))["rows"] == 0
+    assert drop_rows("transactions", DAY) == 0 and str(folder).endswith(f"dt={DAY}")
+
+
+def test_recorded_counts_are_the_history_before_the_files(root):
+    usual_days(root, rows=100, days=2)
+    earlier = DAY - dt.timedelta(days=1)
+    quarantine = ParquetTarget(config.dataset_path("quarantine/transactions", earlier))
+    quarantine.write_pandas(pd.DataFrame({"reason": pd.Series([], dtype=str)}))
+    quarantine.write_file(QUARANTINE_COUNTS, b'{"rows": 1000}')
+    assert drop_rows("transactions", earlier) == 1000  # an earlier run's count: one small read
+    assert drop_rows("transactions", earlier - dt.timedelta(days=1)) == 100  # else the parquet footers
+    assert drop_rows("transactions", earlier - dt.timedelta(days=2)) is None  # not delivered
+    write_clients(root, clients_csv(*GOOD_CLIENTS, filler=3).replace("\n", "\r\n").encode("utf-8-sig"))
+    assert drop_rows("clients", SNAPSHOT) == len(GOOD_CLIENTS) + 3  # else the file's lines
+
+
+def test_ignored_columns_are_logged_once_per_drop(root, caplog):
+    frame = good_frame().assign(merchant="shop", mcc=5411)
+    folder = write_transactions(root, [frame, frame])
+    source = write_clients(root, "client_id,branch,sex,age,salary\n" + "\n".join(
+        f"{1001 + i},Москва,Ж,30,50 000" for i in range(10)) + "\n")
+
+    with caplog.at_level("INFO", logger="luigi-interface"):
+        result = build(ClientFeatures(date=SCORE_DATE), TransactionDaily(date=DAY))
+
+    assert families(result["completed"]) == ["ClientFeatures", "TransactionDaily"]
+    notes = [r.getMessage() for r in caplog.records if "ignoring column" in r.getMessage()]
+    assert sorted(notes) == sorted([f"{folder}: ignoring column(s) not in the contract: mcc, merchant",
+                                    f"{source}: ignoring column(s) not in the contract: branch"])
+
+
+def test_a_snapshot_cut_to_60_percent_fails_naming_the_setting_and_nothing_is_published(sample_root, overlay, failures):
+    from tasks import DailyScoring, Publish
+
+    # Default settings: a snapshot's own bound (min_snapshot_ratio 0.9), not the transaction days' 0.5.
+    source = sample_root / "raw" / "clients" / f"dt={SNAPSHOT}" / "clients.csv"
+    lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = int((len(lines) - 1) * 0.6)
+    source.write_text("".join(lines[:1 + kept]), encoding="utf-8")
+
+    result = build(DailyScoring(date=SCORE_DATE))
+
+    assert "ClientFeatures" in families(result["failed"])
+    message = next(str(exc) for task, exc in failures if task == ClientFeatures(date=SCORE_DATE))
+    assert message.startswith(f"{source}: {kept} rows, 0.6")
+    assert "median" in message and "below [validate] min_snapshot_ratio = 0.9" in message
+    assert not target("features/clients").exists() and not target("quarantine/clients").exists()
+    assert not ParquetTarget(config.dataset_path("predictions", SCORE_DATE)).exists()
+    assert not Publish(date=SCORE_DATE).complete()

@@ -23,12 +23,15 @@ def test_walk_of_a_night_without_drops(root):
     assert len(daily) == len(set(daily))
 
 
-def test_downstream_stops_at_publish_and_comes_first(root):
+def test_downstream_reaches_publish_and_the_night_s_monitoring_and_comes_first(root):
     night = graph.Graph(graph.night(SCORE_DATE))
     predict = Predict(date=SCORE_DATE).task_id
     ids = night.downstream({predict})
-    assert ids == {predict, ValidatePredictions(date=SCORE_DATE).task_id, Publish(date=SCORE_DATE).task_id}
-    assert [t.task_family for t in night.downstream_first(ids)] == ["Publish", "ValidatePredictions", "Predict"]
+    assert {night.tasks[i].task_family for i in ids} == {
+        "Predict", "ValidatePredictions", "Publish", "MonitorModel", "DailyScoring"}
+    assert all(night.tasks[i].date == SCORE_DATE for i in ids)
+    assert [t.task_family for t in night.downstream_first(ids)] == [
+        "DailyScoring", "MonitorModel", "Publish", "ValidatePredictions", "Predict"]
 
 
 def test_a_wrapper_is_pending_when_its_requirement_is_assumed_absent(scored_root):
@@ -37,7 +40,8 @@ def test_a_wrapper_is_pending_when_its_requirement_is_assumed_absent(scored_root
     predict = Predict(date=SCORE_DATE).task_id
     assert graph.will_run(root, {predict}) == ([], []), "Publish is done: Luigi would not look below it"
     runs, missing = graph.will_run(root, graph.Graph(root).downstream({predict}))
-    assert sorted(t.task_family for t in runs) == ["DailyScoring", "Predict", "Publish", "ValidatePredictions"]
+    assert sorted(t.task_family for t in runs) == ["DailyScoring", "MonitorModel", "Predict", "Publish",
+                                                   "ValidatePredictions"]
     assert missing == []
 
 

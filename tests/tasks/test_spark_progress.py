@@ -43,8 +43,52 @@ def test_without_a_session_nothing_is_reported_and_none_is_started(monkeypatch):
     assert spark._session is None
 
 
-def test_spark_tasks_run_is_wrapped_once():
-    from tasks import FeatureTable, Predict, TransactionDaily
+class Counting(SparkTask):
+    calls = 0
 
-    for cls in (FeatureTable, Predict, TransactionDaily):
-        assert issubclass(cls, SparkTask) and cls.run.reports_progress
+    def run(self):
+        Counting.calls += 1
+
+
+class Extended(Counting):
+    """Overrides run() and calls the parent's: both are wrapped, the task must still report once."""
+
+    def run(self):
+        super().run()
+
+
+class Inherited(Counting):
+    """Defines no run() of its own."""
+
+
+def _final_reports(task_class) -> list[str]:
+    task = task_class()
+    messages = []
+    task.set_status_message = messages.append
+    task.set_progress_percentage = lambda p: None
+    task.run()
+    return [m for m in messages if m.startswith(("done after", "failed after"))]
+
+
+def test_a_spark_task_reports_its_end_once_however_its_run_is_inherited(monkeypatch):
+    monkeypatch.setattr(spark, "_session", None)
+    for task_class in (Counting, Extended, Inherited):
+        assert _final_reports(task_class) == ["done after 0s: 0 Spark job(s)"], task_class.__name__
+    assert Counting.calls == 3
+
+
+def _layers(function) -> list[str]:
+    """The modules whose wrappers a run() goes through, outermost first (functools.wraps keeps __wrapped__)."""
+    layers = []
+    while hasattr(function, "__wrapped__"):
+        layers.append(function.__code__.co_filename.rsplit("/", 2)[-2] + "/" + function.__code__.co_filename.rsplit("/", 1)[-1])
+        function = function.__wrapped__
+    return layers
+
+
+def test_every_spark_task_s_run_is_wrapped_once_for_progress_and_once_for_unreadable_inputs():
+    from tasks import ClientFeatures, FeatureTable, Predict, TrainingSet, TransactionDaily, TransactionFeatures
+
+    for cls in (ClientFeatures, FeatureTable, Predict, TrainingSet, TransactionDaily, TransactionFeatures):
+        assert issubclass(cls, SparkTask)
+        assert _layers(cls.run) == ["tasks/spark.py", "tasks/errors.py"], cls.__name__

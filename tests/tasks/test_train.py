@@ -171,3 +171,45 @@ def test_holdout_auc_is_within_003_of_the_oracle_and_brier_next_to_it(tmp_path):
     assert report["holdout_auc"] >= report["oracle_auc"] - 0.03
     assert report["brier"] <= report["oracle_brier"] * 1.03
     assert abs(report["mean_score"]["holdout"] - report["default_rate"]["holdout"]) < 0.01  # calibrated
+
+
+# --- label drops written in other ways ---------------------------------------------------------------------------
+
+def training_label_files(root) -> list:
+    """The labels.csv of every snapshot TrainingSet(SCORE_DATE) trains on, after forgetting the set and the model."""
+    for task in (TrainingSet(date=SCORE_DATE), TrainModel(date=SCORE_DATE)):
+        assert fs.delete(task.output().uri)
+    return [root / "raw" / "labels" / f"dt={day}" / "labels.csv" for day in label_dates(TrainingSet(date=SCORE_DATE))]
+
+
+def test_labels_that_are_not_0_or_1_fail_training_in_one_line_naming_the_file(scored_root, caplog):
+    path = training_label_files(scored_root)[0]
+    labels = pd.read_csv(path, dtype=str)
+    labels.loc[labels.index[:4], "defaulted"] = "yes"
+    labels.loc[labels.index[4], "client_id"] = "12a"
+    labels.to_csv(path, index=False)
+
+    result = build(TrainModel(date=SCORE_DATE))
+
+    assert families(result["failed"]) == ["TrainingSet"]
+    errors = [r for r in caplog.records if r.name == "luigi-interface" and r.levelname == "ERROR"]
+    assert len(errors) == 1 and not errors[0].exc_info
+    message = errors[0].getMessage().split("SchemaError: ", 1)[1]
+    assert "\n" not in message and "Java" not in message and "CAST_INVALID_INPUT" not in message
+    assert message.startswith(f"{path}: 5 of {len(labels)} row(s) where client_id is not an integer or defaulted is "
+                              "not 0/1, e.g. (client_id, defaulted) = (")
+    assert message.count("'yes'") == 3  # three examples, not every bad row
+    assert not TrainModel(date=SCORE_DATE).complete()
+
+
+def test_labels_written_as_1_0_and_0_0_train_the_same_model_as_1_and_0(scored_root):
+    before = TrainModel(date=SCORE_DATE).output().metadata()
+    for k, path in enumerate(training_label_files(scored_root)):
+        labels = pd.read_csv(path, dtype=str)
+        spelled = labels["defaulted"].map({"0": "0.0", "1": "1.0"} if k % 2 == 0 else {"0": " 0 ", "1": "1.00"})
+        labels.assign(defaulted=spelled).to_csv(path, index=False)
+
+    assert not build(TrainModel(date=SCORE_DATE))["failed"]
+
+    after = TrainModel(date=SCORE_DATE).output().metadata()
+    assert after["sha256"] == before["sha256"] and after["rows_per_snapshot"] == before["rows_per_snapshot"]

@@ -1,4 +1,5 @@
 """The gate on a scored night: accept, reject (nothing published, production keeps the day before), approve."""
+import datetime as dt
 import json
 import os
 import shutil
@@ -198,3 +199,37 @@ def test_a_drifted_day_stops_at_the_gate_with_exit_30_and_a_mail_then_approval_p
     assert after["latest"] == [(DRIFT_DATE.isoformat(), got["rows"])]
     assert after["log"][-1][2:] == ("approved", "carol", "salary reform, checked with risk")
     assert len(mailbox.messages) == 1, "no mail for a successful run"
+
+
+def test_the_report_shows_the_volume_of_every_raw_drop_of_the_night(scored_root):
+    report_dir = ValidatePredictions(date=SCORE_DATE).output()
+    report = json.loads(report_dir.read_file("validation.json"))
+    volumes = {v["drop"].rsplit("/raw/", 1)[1]: v for v in report["volumes"]}
+    snapshot = SCORE_DATE - dt.timedelta(days=1)
+    assert set(volumes) == {f"clients/dt={snapshot}"} | {f"transactions/dt={snapshot - dt.timedelta(days=k)}"
+                                                          for k in range(7)}
+    clients = volumes[f"clients/dt={snapshot}"]
+    lines = (scored_root / "raw" / "clients" / f"dt={snapshot}" / "clients.csv").read_text().count("\n") - 1
+    assert clients["measured"] == lines and clients["verdict"] == "pass" and 0.9 < clients["ratio"] < 1.1
+    assert clients["drops"] == 7 and clients["threshold"] == {"min_snapshot_ratio": 0.9, "max_volume_ratio": 2.0}
+    page = report_dir.read_file("report.html").decode()
+    assert f"Raw volumes: clients/dt={snapshot}: {lines} rows (" in page
+
+
+def test_the_gate_fails_on_the_worst_quarantined_partition_when_the_threshold_was_tightened(next_day, overlay):
+    """Partitions written under a looser max_quarantine_rate are gated again, each on its own share of rows."""
+    from tasks.features import quarantine_counts
+
+    next_day_from(next_day, lambda s: s)
+    partitions = [p for p in quarantine_counts(DRIFT_DATE)["partitions"] if p["rows"]]
+    worst = max(partitions, key=lambda p: p["rate"])
+    pooled = sum(p["rejected"] for p in partitions) / sum(p["rows"] for p in partitions)
+    assert worst["rate"] > 0
+    overlay.set("validate", "max_quarantine_rate", (worst["rate"] + pooled) / 2 if len(partitions) > 1
+                else worst["rate"] / 2)
+    result = build(DailyScoring(date=DRIFT_DATE))
+    assert families(result["failed"]) == ["ValidatePredictions"]
+    check = {c["name"]: c for c in report()["checks"]}["quarantine_rate"]
+    assert check["verdict"] == "fail" and report()["failed"] == ["quarantine_rate"]
+    assert check["measured"] == pytest.approx(worst["rate"], abs=1e-6)
+    assert f"{worst['rejected']} of {worst['rows']} raw rows quarantined in {worst['path']}" in check["detail"]
