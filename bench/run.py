@@ -48,8 +48,12 @@ TX_PER_CLIENT_DAY = 0.3
 WINDOW_DAYS = 30
 # Training: 2 labelled snapshots a week apart, labels 3 days after scoring, a new model every Monday.
 MODEL = {"retrain": "weekly", "training_snapshots": 2, "snapshot_spacing_days": 7, "label_lag_days": 3}
-TARGETS = {"steady_vs_baseline_1m": 2.0, "steady_vs_baseline_10m": 1.0, "noop_seconds": 3.0,
-           "backfill_in_steady_days": 15.0, "peak_gib_1m": 4.0}
+TARGETS = {"steady_vs_baseline_100k": 3.0, "steady_vs_baseline_1m": 1.0, "steady_vs_baseline_10m": 0.5,
+           "noop_seconds": 1.5, "backfill_in_steady_days": 15.0, "peak_gib_1m": 4.0, "peak_gib_10m": 6.0,
+           "import_seconds": 0.8}
+# The steady night's breakdown, in the order a night runs (docs/benchmark.md's per-stage table).
+STEADY_STAGES = ("python_imports", "luigi_scheduling", "jvm_start", "ClientFeatures", "TransactionDaily",
+                 "TransactionFeatures", "FeatureTable", "Predict", "ValidatePredictions", "Publish", "other")
 GIB = 1024 ** 3
 RUNS = ("cold", "steady", "backfill", "noop")
 
@@ -138,8 +142,32 @@ def night(env: dict, root: str, name: str, *args: str) -> dict:
         # interpreter + imports, scheduling (complete() checks), JVM shutdown: everything outside run()
         "outside_tasks_seconds": round(result["wall_seconds"] - staged, 2),
         "import_seconds": round(report["import_seconds"], 2),
+        "scheduling_seconds": round(report["scheduling_seconds"], 2),
+        "jvm_start_seconds": None if report["jvm_start_seconds"] is None else round(report["jvm_start_seconds"], 2),
+        "jvm_started_in": report.get("jvm_started_in"),
         "spark_started": report["spark_started"],
     }
+
+
+def steady_stages(steady: dict, baseline: dict | None) -> dict:
+    """Where a steady night's wall time goes, stage by stage, next to the baseline's.
+
+    The JVM start is taken out of the task that started the session (the first Spark task to run);
+    `other` is what is left of the wall time: the interpreter, stopping the JVM, the RSS sampler.
+    """
+    tasks = {family: e["seconds"] for family, e in steady["stages"].items()}
+    jvm = steady.get("jvm_start_seconds") or 0.0
+    if steady.get("jvm_started_in") in tasks:
+        tasks[steady["jvm_started_in"]] = round(tasks[steady["jvm_started_in"]] - jvm, 2)
+    night = {"python_imports": steady["import_seconds"], "luigi_scheduling": steady["scheduling_seconds"],
+             "jvm_start": jvm, **{k: tasks.get(k, 0.0) for k in STEADY_STAGES[3:-1]}}
+    night["other"] = round(steady["wall_seconds"] - sum(night.values()), 2)
+    out = {"steady": {k: round(v, 2) for k, v in night.items()}}
+    if baseline:
+        parts = {k: v for k, v in baseline["stages"].items() if k != "total"}
+        parts["python_and_imports"] = round(baseline["wall_seconds"] - baseline["stages"].get("total", 0.0), 2)
+        out["baseline"] = parts
+    return out
 
 
 def rows_of(path: str) -> int:
@@ -216,6 +244,7 @@ def run_scale(clients: int, backfill_days: int, keep: bool, log, result: dict, s
                 "steady_vs_baseline": round(result["steady"]["wall_seconds"] / result["baseline"]["wall_seconds"], 2),
                 "cold_vs_baseline": round(result["cold"]["wall_seconds"] / result["baseline"]["wall_seconds"], 2),
             }
+            result["stages"] = steady_stages(result["steady"], result["baseline"])
             save()
     if backfill_days:
         backfill_rows = sum(rows_of(os.path.join(root, "predictions", f"date={(backfill[0] + k * DAY).isoformat()}"))
@@ -256,21 +285,26 @@ def evaluate_targets(results: dict) -> list[dict]:
 
     def add(name, scale, measured, limit, unit):
         rows.append({"target": name, "clients": scale, "measured": measured, "limit": limit, "unit": unit,
-                     "status": "not measured" if measured is None else ("met" if measured < limit else "missed")})
+                     "status": "not measured" if measured is None else ("met" if measured <= limit else "missed")})
 
-    for scale, key, limit in ((1_000_000, "steady_vs_baseline_1m", 2.0), (10_000_000, "steady_vs_baseline_10m", 1.0)):
+    for scale, key in ((100_000, "steady_vs_baseline_100k"), (1_000_000, "steady_vs_baseline_1m"),
+                       (10_000_000, "steady_vs_baseline_10m")):
         r = by_scale.get(scale)
         add("steady-state night / pandas baseline", scale, r and r.get("ratios", {}).get("steady_vs_baseline"),
-            limit, "x")
+            TARGETS[key], "x")
     for scale, r in sorted(by_scale.items()):
         add(f"no-op {r['backfill']['days']}-day rerun" if "noop" in r else "no-op rerun", scale,
             r["noop"]["wall_seconds"] if "noop" in r else None, TARGETS["noop_seconds"], "s")
     for scale, r in sorted(by_scale.items()):
         add(f"backfill {r['backfill']['days']} days / one steady-state day" if "backfill" in r else "backfill", scale,
             r.get("ratios", {}).get("backfill_in_steady_days"), TARGETS["backfill_in_steady_days"], "x")
-    r = by_scale.get(1_000_000)
-    peak = r and max((r[k]["peak_rss_gib"] for k in RUNS if k in r), default=None)
-    add("peak RSS of the process tree", 1_000_000, peak, TARGETS["peak_gib_1m"], "GiB")
+    for scale, key in ((1_000_000, "peak_gib_1m"), (10_000_000, "peak_gib_10m")):
+        r = by_scale.get(scale)
+        peak = r and max((r[k]["peak_rss_gib"] for k in RUNS if k in r), default=None)
+        add("peak RSS of the process tree", scale, peak, TARGETS[key], "GiB")
+    imports = [r["steady"]["import_seconds"] for r in by_scale.values() if "import_seconds" in r.get("steady", {})]
+    add("`import tasks` (steady night's process)", min(by_scale, default=0), max(imports, default=None),
+        TARGETS["import_seconds"], "s")
     return rows
 
 
@@ -300,8 +334,24 @@ def format_table(results: dict) -> str:
     lines += ["", "| target | clients | limit | measured | |", "| --- | ---: | ---: | ---: | --- |"]
     for t in results["targets"]:
         measured = "-" if t["measured"] is None else f"{t['measured']:.2f} {t['unit']}"
-        lines.append(f"| {t['target']} | {_clients(t['clients'])} | < {t['limit']:g} {t['unit']} | {measured} "
+        lines.append(f"| {t['target']} | {_clients(t['clients'])} | <= {t['limit']:g} {t['unit']} | {measured} "
                      f"| {t['status']} |")
+    staged = [r for r in results["scales"] if "stages" in r]
+    if staged:
+        lines += ["", "Seconds per stage of the steady-state night (JVM start taken out of the task that paid it), "
+                  "and of the baseline:", "",
+                  "| stage | " + " | ".join(_clients(r["clients"]) for r in staged) + " |",
+                  "| --- |" + " ---: |" * len(staged)]
+        for stage in STEADY_STAGES:
+            lines.append(f"| {stage.replace('_', ' ')} | "
+                         + " | ".join(f"{r['stages']['steady'].get(stage, 0.0):.1f}" for r in staged) + " |")
+        lines.append("| **steady night, wall** | " + " | ".join(f"**{r['steady']['wall_seconds']:.1f}**" for r in staged)
+                     + " |")
+        for part in ("features", "score", "publish", "python_and_imports"):
+            lines.append(f"| baseline: {part.replace('_', ' ')} | "
+                         + " | ".join(f"{r['stages'].get('baseline', {}).get(part, 0.0):.1f}" for r in staged) + " |")
+        lines.append("| **baseline, wall** | " + " | ".join(f"**{r['baseline']['wall_seconds']:.1f}**" for r in staged)
+                     + " |")
     return "\n".join(lines)
 
 

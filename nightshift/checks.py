@@ -46,8 +46,15 @@ def check_psi(scores: np.ndarray, reference: dict, psi_warn: float, psi_fail: fl
             "verdict": level, "detail": "against the model's holdout scores", "histogram": counts}
 
 
-def check_mean_shift(mean_today: float, mean_last: float | None, last_date: str | None, max_shift: float) -> dict:
-    """Relative change of the mean score against the last published day: |today / last - 1|."""
+def check_mean_shift(mean_today: float, mean_last: float | None, last_date: str | None, max_shift: float,
+                     unknown: str | None = None) -> dict:
+    """Relative change of the mean score against the last published day: |today / last - 1|.
+
+    `unknown` says why the last published day cannot be known (its database is unreachable): the check is skipped
+    with that reason instead of failing the batch.
+    """
+    if unknown is not None:
+        return {**_check("mean_score_shift", None, max_shift, True, detail=unknown), "verdict": "skip"}
     if mean_last is None:
         return {**_check("mean_score_shift", None, max_shift, True, detail="no published day before this one"),
                 "verdict": "skip"}

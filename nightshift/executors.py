@@ -1,14 +1,16 @@
 """What Spark runs on executors: module-level batch functions, bound with functools.partial by the tasks.
 
 A worker unpickles a reference to these functions and imports this module, which needs only the core
-(numpy, pandas, scikit-learn): never luigi, the tasks or a Spark session.
+(numpy, pandas, scikit-learn): never luigi, the tasks or a Spark session. scikit-learn is imported by the
+scoring function alone: it takes several times as long to import as pandas, and a worker that only cleans
+client rows (or the driver binding the cleaning function) never needs it.
 """
 from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 
-from nightshift import cleaning, modeling
+from nightshift import cleaning
 from nightshift.schema import CLIENT_COLUMNS, CORRUPT_RECORD, KEY
 
 # The model a reused Python worker has already unpickled, keyed by its sha256: one load per worker, not per batch.
@@ -43,6 +45,8 @@ def score_batches(
     `model_blob` is anything with a `.value` holding the model file's bytes (a Spark broadcast); the
     bytes are checked against `digest` before unpickling, once per worker process.
     """
+    from nightshift import modeling
+
     model = _models.get(digest)
     if model is None:
         model = _models[digest] = modeling.load_model(model_blob.value, digest, "broadcast model")

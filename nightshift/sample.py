@@ -3,7 +3,7 @@
 Usage (bin/make-sample-data, nightshift-sample-data and python -m nightshift.sample are the same command):
     bin/make-sample-data --root DIR --end YYYY-MM-DD --days N --clients N [--seed S] [--drift X]
         [--concept-drift-from YYYY-MM-DD] [--label-lag DAYS] [--bad-rate R] [--encoding utf-8|cp1251]
-        [--tx-per-client-day R]
+        [--tx-per-client-day R] [--timezone ZONE]
 
 For each day d in end-N+1..end it writes, each partition folder with `_SUCCESS` last:
 
@@ -72,6 +72,7 @@ import datetime as dt
 import os
 import sys
 import time
+import zoneinfo
 from collections import deque
 from typing import NamedTuple
 
@@ -309,8 +310,22 @@ def true_p_default(salary, age, male, missing, n_tx, spend, refunds, risky_spend
     return 1.0 / (1.0 + np.exp(-logit))
 
 
-def _transactions(rng, pop, slots, salary, day, tx_rate, drift):
-    """One day's transactions of the active `slots`: (table, clean slot/amount/category arrays)."""
+def _day_span(day: dt.date, zone: str | None) -> tuple[int, int]:
+    """(first microsecond since the epoch, length in microseconds) of `day`: UTC wall-clock without a zone,
+    else the instants of that day in `zone` (23 or 25 hours on a daylight-saving change)."""
+    if zone is None:
+        return (day - dt.date(1970, 1, 1)).days * DAY_US, DAY_US
+    tz = zoneinfo.ZoneInfo(zone)
+    start, end = (int(dt.datetime.combine(d, dt.time(), tz).timestamp()) * 1_000_000
+                  for d in (day, day + dt.timedelta(days=1)))
+    return start, end - start
+
+
+def _transactions(rng, pop, slots, salary, day, tx_rate, drift, zone=None):
+    """One day's transactions of the active `slots`: (table, clean slot/amount/category arrays).
+
+    Without `zone`, ts is a wall-clock timestamp (parquet: not adjusted to UTC) within the day; with a zone, ts is
+    an instant (adjusted to UTC) within the day as that zone cuts it."""
     counts = rng.poisson(tx_rate * pop.activity[slots])
     owner = np.repeat(np.arange(len(slots)), counts)
     tx_slot = slots[owner]
@@ -328,8 +343,8 @@ def _transactions(rng, pop, slots, salary, day, tx_rate, drift):
     amount = np.round(np.exp(mu[cat] + sigma[cat] * rng.standard_normal(n)) * scale, 2)
     refund_p = np.array([v[3] for v in CATEGORIES.values()])[cat] * pop.refund_tilt[tx_slot]
     amount = np.where(rng.random(n) < refund_p, -amount, amount)
-    day_us = (day - dt.date(1970, 1, 1)).days * DAY_US
-    ts = day_us + rng.integers(0, DAY_US, n)
+    day_us, span = _day_span(day, zone)
+    ts = day_us + rng.integers(0, span, n)
 
     # junk rows the pipeline must reject: null client_id, ts outside the day, NaN/inf amount
     n_bad = rng.binomial(n, BAD_TX_RATE) if n else 0
@@ -339,9 +354,9 @@ def _transactions(rng, pop, slots, salary, day, tx_rate, drift):
     bad_amount = np.round(np.exp(mu[bad_cat] + sigma[bad_cat] * rng.standard_normal(n_bad)), 2)
     bad_amount = np.where(bad_kind == 2, np.array([np.nan, np.inf, -np.inf])[rng.integers(0, 3, n_bad)],
                           bad_amount)
-    in_day = day_us + rng.integers(0, DAY_US, n_bad)
+    in_day = day_us + rng.integers(0, span, n_bad)
     # outside the day: the day before, the day after, or 1970-01-01 00:00 (a default value)
-    outside = np.array([day_us - DAY_US, day_us + DAY_US, 0])[rng.integers(0, 3, n_bad)]
+    outside = np.array([day_us - DAY_US, day_us + span, 0])[rng.integers(0, 3, n_bad)]
     outside = np.where(outside == 0, 0, outside + rng.integers(0, DAY_US, n_bad))
     bad_ts = np.where(bad_kind == 1, outside, in_day)
 
@@ -351,7 +366,7 @@ def _transactions(rng, pop, slots, salary, day, tx_rate, drift):
     null_id = np.concatenate([np.zeros(n, bool), bad_kind == 0])[order]
     table = pa.table({
         "client_id": pa.array(ID_BASE + all_slot[order], pa.int64(), mask=null_id),
-        "ts": pa.array(all_ts[order], pa.timestamp("us")),
+        "ts": pa.array(all_ts[order], pa.timestamp("us", tz="UTC" if zone else None)),
         "amount": pa.array(np.concatenate([amount, bad_amount])[order], pa.float64()),
         "category": pa.array(np.array(CATEGORY_NAMES, dtype=object)[np.concatenate([cat, bad_cat])[order]],
                              pa.string()),
@@ -454,8 +469,10 @@ def _parquet_writer(table: pa.Table):
 
 # --- the run -------------------------------------------------------------------------------
 def generate(root, end, days, clients, seed=0, drift=0.0, label_lag=30, bad_rate=0.004,
-             encoding="utf-8", tx_per_client_day=0.3, concept_drift_from=None, log=None) -> dict:
+             encoding="utf-8", tx_per_client_day=0.3, concept_drift_from=None, timezone=None, log=None) -> dict:
     """Write days end-days+1..end under root; returns a summary of what was written.
+
+    `timezone` (an IANA zone or None) cuts the transaction partitions in that zone (see `_transactions`).
 
     `concept_drift_from` (a date or None) is the first scoring date whose truth and labels follow
     CONCEPT_DRIFT_MODEL.
@@ -491,7 +508,8 @@ def generate(root, end, days, clients, seed=0, drift=0.0, label_lag=30, bad_rate
         columns, bad = _snapshot(rng, pop, slots, bad_rate, salary_field, age_field)
         _write_partition(raw("clients", day), {
             "clients.csv": _bytes_writer(_csv_bytes("client_id,sex,age,salary", columns, encoding))})
-        table, tx_slot, amount, cat = _transactions(rng, pop, slots, salary, day, tx_per_client_day, day_drift)
+        table, tx_slot, amount, cat = _transactions(rng, pop, slots, salary, day, tx_per_client_day, day_drift,
+                                                    timezone)
         _write_partition(raw("transactions", day), {"part-00000.parquet": _parquet_writer(table)})
 
         # truth of scoring date S = day + 1: this snapshot, transactions of the 30 days up to `day`
@@ -536,6 +554,14 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
+def _zone(text: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(text)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected an IANA time zone such as Europe/Moscow, got {text!r}") from None
+    return text
+
+
 def _number(kind, low, high=None, low_open=False):
     def parse(text):
         try:
@@ -575,6 +601,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="encoding of the client CSV (default utf-8)")
     parser.add_argument("--tx-per-client-day", type=_number(float, 0.0, 50.0), default=0.3,
                         help="mean transactions per client per day (default 0.3)")
+    parser.add_argument("--timezone", type=_zone, default=None, metavar="ZONE",
+                        help="cut transaction partitions in this IANA zone (dt=d holds the instants of day d "
+                             "there, written as UTC-adjusted timestamps); default: UTC wall-clock timestamps")
     args = parser.parse_args(argv)
     if args.bad_rate >= 0.01:
         print(f"make-sample-data: warning: --bad-rate {args.bad_rate} is at or above the pipeline's 1% "
@@ -584,6 +613,7 @@ def main(argv: list[str] | None = None) -> int:
     stats = generate(args.root, args.end, args.days, args.clients, seed=args.seed, drift=args.drift,
                      label_lag=args.label_lag, bad_rate=args.bad_rate, encoding=args.encoding,
                      tx_per_client_day=args.tx_per_client_day, concept_drift_from=args.concept_drift_from,
+                     timezone=args.timezone,
                      log=lambda line: print(line, file=sys.stderr, flush=True))
     rates = stats["default_rate_labels"]
     label_rate = f"{np.mean(rates):.4f}" if rates else "n/a"

@@ -1,17 +1,56 @@
 """Publish marker: a row in the database's publish_log, the proof that a day reached production."""
 import datetime as dt
 import json
+import logging
 from functools import lru_cache
 
 import luigi
 import sqlalchemy as sa
 
+logger = logging.getLogger("luigi-interface")
+
+# Seconds a PostgreSQL connection attempt may take: a firewalled host would otherwise hang the
+# scheduling of a night for the kernel's TCP timeout (minutes) on every marker check.
+CONNECT_TIMEOUT = 10
+
+# What "the database cannot be reached" looks like through SQLAlchemy: refused or timed-out connections,
+# unknown hosts and databases, failed logins, an SQLite file that cannot be opened.
+UNREACHABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
+
+_warned: set[str] = set()
+
 
 @lru_cache(maxsize=None)
 def engine(url: str) -> sa.engine.Engine:
     """One engine (connection pool) per database URL for the process."""
+    connect_args = {}
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT
     # pre_ping: a pooled connection the server dropped (restart, terminated backend) is replaced, not reused.
-    return sa.create_engine(url, future=True, pool_pre_ping=True)
+    return sa.create_engine(url, future=True, pool_pre_ping=True, connect_args=connect_args)
+
+
+def describe(url: str) -> str:
+    """The database of `url` as `host:port/dbname` (an SQLite file as its path); never user or password."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"sqlite file {parsed.database or ':memory:'}"
+    port = parsed.port or {"postgresql": 5432, "mysql": 3306, "mssql": 1433, "oracle": 1521}.get(
+        parsed.get_backend_name(), "default port")
+    return f"{parsed.host or 'localhost'}:{port}/{parsed.database or ''}"
+
+
+def unreachable_reason(url: str, exc: BaseException) -> str:
+    """The driver's first line about a failed connection, with the URL's user and password blanked out."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    reason = lines[0] if lines else type(cause).__name__
+    parsed = sa.engine.make_url(url)
+    for secret in (parsed.password, parsed.username):
+        if secret:
+            reason = reason.replace(str(secret), "***")
+    return reason
 
 
 def previous_publication(url: str, before: dt.date, table: str = "publish_log") -> dt.date | None:
@@ -98,13 +137,27 @@ class PublishMarker(luigi.Target):
         return f"PublishMarker({self.table}, {self.score_date})"
 
     def exists(self) -> bool:
-        eng = engine(self.url)
-        if not sa.inspect(eng).has_table(self.table):
+        """Whether the day is in production; a database that cannot be reached counts as "not published yet".
+
+        So a night whose database is down still computes, validates and keeps everything up to Publish, and
+        Publish itself fails naming the database (the only task that needs it); the rerun runs only Publish.
+        """
+        try:
+            eng = engine(self.url)
+            if not sa.inspect(eng).has_table(self.table):
+                return False
+            with eng.connect() as conn:
+                row = conn.execute(
+                    sa.text(f"SELECT 1 FROM {self.table} WHERE score_date = :d"), {"d": self.score_date}
+                ).first()
+        except UNREACHABLE as exc:
+            if self.url not in _warned:  # once per process: luigi asks every task's complete() several times
+                _warned.add(self.url)
+                logger.warning("production database %s unreachable (%s): its publish markers cannot be read, so "
+                               "every day counts as not published and Publish fails until it is back",
+                               describe(self.url), unreachable_reason(self.url, exc))
             return False
-        with eng.connect() as conn:
-            row = conn.execute(
-                sa.text(f"SELECT 1 FROM {self.table} WHERE score_date = :d"), {"d": self.score_date}
-            ).first()
+        _warned.discard(self.url)
         return row is not None
 
     def remove(self) -> bool:

@@ -8,6 +8,9 @@ from tasks.raw import RawClients, RawLabels, RawTransactions
 from tasks.train import TrainingSet, TrainModel
 from tasks.validate import ValidatePredictions
 from tasks import alerts  # noqa: E402,F401  (registers the failure and rejection alerts)
+from tasks import settings
+
+settings.install()  # every run of this process validates the settings before any work
 
 __all__ = [
     "RawClients", "RawTransactions", "RawLabels",

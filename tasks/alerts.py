@@ -20,7 +20,7 @@ from luigi import notifications
 from nightshift.checks import describe
 from nightshift.schema import HTML_FILE, REPORT_FILE
 from tasks import config
-from tasks.errors import PredictionsRejected
+from tasks.errors import NightshiftError, PredictionsRejected
 
 logger = logging.getLogger("luigi-interface")
 
@@ -142,7 +142,11 @@ def _on_failure(task: luigi.Task, exception: BaseException) -> None:
         if report is not None:
             send_alert(*rejection_mail(report, target.file(REPORT_FILE), target.file(HTML_FILE)))
             return
-    explanation = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
+    if isinstance(exception, NightshiftError):
+        # Its message names what failed, where, and what to do; a traceback would bury it.
+        explanation = f"{type(exception).__name__}: {exception}"
+    else:
+        explanation = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
     send_alert(*failure_mail(task, explanation, "A task failed when running. Most likely run() raised an exception."))
 
 

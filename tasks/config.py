@@ -27,6 +27,9 @@ class raw(luigi.Config):
     salary_max = luigi.FloatParameter(default=10_000_000.0, description="Highest plausible salary, roubles per month.")
     age_min = luigi.IntParameter(default=18)
     age_max = luigi.IntParameter(default=100)
+    timezone = luigi.Parameter(
+        default="UTC", description="IANA zone the raw partitions are cut in: dt=d holds the instants of day d there. "
+                                   "Also Spark's session zone and bin/run-daily's default date.")
 
 
 class features(luigi.Config):

@@ -264,15 +264,28 @@ def read_transactions(spark, uri: str):
     return spark.read.parquet(fs.spark_uri(uri)).select(*TRANSACTION_SCHEMA)
 
 
-def flag_transactions(raw, day: dt.date):
+def flag_transactions(raw, day: dt.date, zone: str = "UTC"):
     """Add `reason` (null when fine): missing or non-positive client_id, ts missing or outside the partition's day
-    (UTC, the session's time zone), amount missing or not finite, category missing (null or blank: such a row would
-    count as spend but never as risky spend). Negative amounts are refunds, not errors."""
-    from pyspark.sql import functions as F
+    in `zone` ([raw] timezone), amount missing or not finite, category missing (null or blank: such a row would
+    count as spend but never as risky spend). Negative amounts are refunds, not errors.
 
-    start = F.lit(dt.datetime.combine(day, dt.time())).cast("timestamp_ntz")
-    end = F.lit(dt.datetime.combine(day + DAY, dt.time())).cast("timestamp_ntz")
-    ts = F.col("ts").cast("timestamp_ntz")
+    An instant (a parquet timestamp adjusted to UTC: Spark's TIMESTAMP) is compared with the instants that start
+    and end the day in `zone`; a wall-clock timestamp (not adjusted: TIMESTAMP_NTZ) is read as that zone's local
+    time and compared with midnight. Neither depends on Spark's session time zone.
+    """
+    import zoneinfo
+
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import TimestampNTZType
+
+    # Literals from text and epoch seconds: a Python datetime would pass through the machine's local zone.
+    if isinstance(raw.schema["ts"].dataType, TimestampNTZType):
+        start, end = (F.lit(f"{d.isoformat()} 00:00:00").cast("timestamp_ntz") for d in (day, day + DAY))
+    else:
+        tz = zoneinfo.ZoneInfo(zone)
+        start, end = (F.timestamp_seconds(F.lit(int(dt.datetime.combine(d, dt.time(), tz).timestamp())))
+                      for d in (day, day + DAY))
+    ts = F.col("ts")
     amount = F.col("amount")
     return raw.withColumn(
         "reason",
@@ -332,7 +345,7 @@ class TransactionDaily(Recorded, SparkTask):
         from pyspark.sql import functions as F
 
         source = self.input().uri
-        flagged = flag_transactions(read_transactions(session(), source), self.date).cache()
+        flagged = flag_transactions(read_transactions(session(), source), self.date, config.raw().timezone).cache()
         rows = transaction_rows(source)  # the footers: the volume is judged before a row is read
         check_empty_day(source, rows, config.validate().min_volume_ratio)
         check_drop_volume("transactions", self.date, rows, source)

@@ -11,9 +11,9 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from nightshift.schema import PREDICTION_COLUMNS, REPORT_FILE
-from targets.sql import PublishMarker, add_missing_column, engine
+from targets.sql import UNREACHABLE, PublishMarker, add_missing_column, describe, engine, unreachable_reason
 from tasks import config
-from tasks.errors import ExplainsFailures
+from tasks.errors import ExplainsFailures, PublishError
 from tasks.predict import Predict
 from tasks.provenance import Recorded
 from tasks.validate import ValidatePredictions
@@ -175,5 +175,13 @@ class Publish(Recorded, ExplainsFailures, luigi.Task):
     def run(self):
         report = json.loads(self.input()["validation"].read_file(REPORT_FILE))
         table = self.input()["predictions"].read_arrow()
-        publish_day(self.output().url, self.date, arrow_records(table), report["verdict"], report.get("approval"),
-                    self.manifest())
+        url = self.output().url
+        try:
+            publish_day(url, self.date, arrow_records(table), report["verdict"], report.get("approval"),
+                        self.manifest())
+        except UNREACHABLE as exc:
+            raise PublishError(
+                f"cannot write to the production database {describe(url)} ({unreachable_reason(url, exc)}): nothing was "
+                f"published for {self.date}, the validated predictions are kept; when the database is back, run "
+                f"the night again (bin/run-daily --date {self.date}): nothing before Publish is redone"
+            ) from exc

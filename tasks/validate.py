@@ -1,6 +1,7 @@
 """Validation stage: the gate between scoring and production; a rejected batch stops the night."""
 import datetime as dt
 import json
+import logging
 
 import luigi
 import numpy as np
@@ -15,6 +16,8 @@ from tasks.errors import ApprovalError, ExplainsFailures, PredictionsRejected
 from tasks.features import night_volumes, quarantine_counts
 from tasks.predict import Predict
 from tasks.provenance import Recorded
+
+logger = logging.getLogger("luigi-interface")
 
 
 def read_approval(report_dir: DirectoryTarget) -> dict | None:
@@ -71,7 +74,7 @@ class ValidatePredictions(Recorded, ExplainsFailures, luigi.Task):
             else np.array([])
         expected = predict.input()["table"].read_arrow(columns=["client_id"]).num_rows
         cfg = config.validate()
-        previous = self.previous_day(meta["reference_histogram"]["edges"])
+        previous, unknown = self.previous_day(meta["reference_histogram"]["edges"])
         mean_today = float(np.nanmean(scores)) if len(scores) else float("nan")
         quarantine = quarantine_counts(self.date)
         results = [
@@ -79,7 +82,7 @@ class ValidatePredictions(Recorded, ExplainsFailures, luigi.Task):
             *checks.check_scores(scores, ids, expected),
             checks.check_psi(scores, meta["reference_histogram"], cfg.psi_warn, cfg.psi_fail),
             checks.check_mean_shift(mean_today, previous and previous["mean"], previous and previous["date"],
-                                    cfg.max_mean_shift),
+                                    cfg.max_mean_shift, unknown),
             checks.check_quarantine(quarantine["partitions"], cfg.max_quarantine_rate),
         ]
         report_dir = self.output()
@@ -96,13 +99,24 @@ class ValidatePredictions(Recorded, ExplainsFailures, luigi.Task):
             raise PredictionsRejected(rejection_message(report, report_dir.file(HTML_FILE)))
         report_dir.mark_complete(self.manifest(rows=report["rows"]))
 
-    def previous_day(self, edges: list[float]) -> dict | None:
-        """Mean and histogram (today's bins) of the last day in production before this one."""
+    def previous_day(self, edges: list[float]) -> tuple[dict | None, str | None]:
+        """Mean and histogram (today's bins) of the last day in production before this one, and why it is unknown.
+
+        With the production database unreachable the batch is still validated on everything else (the
+        mean-shift check is skipped, saying why): Publish is the task that needs the database and the one that
+        fails, so the rerun once it is back redoes nothing before Publish.
+        """
         url = config.publish().database_url()
-        day = sql.previous_publication(url, self.date)
-        if day is None:
-            return None
-        return {"date": day.isoformat(), **sql.column_summary(url, "predictions", "score", day, edges)}
+        try:
+            day = sql.previous_publication(url, self.date)
+            if day is None:
+                return None, None
+            return {"date": day.isoformat(), **sql.column_summary(url, "predictions", "score", day, edges)}, None
+        except sql.UNREACHABLE as exc:
+            where = sql.describe(url)
+            logger.warning("production database %s unreachable (%s): the mean-shift check of %s is skipped",
+                           where, sql.unreachable_reason(url, exc), self.date)
+            return None, f"production database {where} unreachable: the last published day is unknown"
 
 
 def feature_drift(table: ParquetTarget, meta: dict) -> dict:

@@ -3,6 +3,7 @@ then every stale target of the night with the reason.
 
     bin/status --date D [--all]
     bin/status --from A --to B
+    bin/status --check-config [--date D]
 
 Reads targets only (files, manifests and the publish_log row): no Spark starts. A task that appears several
 times in the graph (a TransactionDaily shared by windows) is printed once; later mentions say
@@ -11,14 +12,20 @@ looks at them again. With --from/--to, one line per night and its stale targets,
 A stale target (docs/provenance.md) is rebuilt by the next run that needs it, except a published night's
 own targets: those are listed "published, stale" and stay until bin/invalidate --stale.
 Exit status: 0 when the day (every day of the range) is done, 1 when something is pending.
+
+--check-config runs the checks every run starts with (tasks/settings.py) and nothing else: exit 0 and a
+summary when the settings are sound, exit 2 and one line naming every broken rule when they are not. With
+--date (or --from/--to) as well, the night's status follows sound settings.
 """
 import argparse
 import datetime as dt
 import signal
+import sys
 
 import luigi
 
-from tasks import graph, provenance
+from tasks import graph, provenance, settings
+from tasks.errors import ConfigurationError
 
 MARKS = {graph.DONE: "[done]   ", graph.PENDING: "[pending]", graph.MISSING: "[missing]"}
 
@@ -92,7 +99,7 @@ def nights(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dt
             parser.error("give --date or --from/--to, not both")
         return [args.date]
     if args.start is None or args.end is None:
-        parser.error("give --date D, or --from A --to B")
+        parser.error("--date D is required (or --from A --to B, or --check-config)")
     if args.end < args.start:
         parser.error(f"--to {args.end} is before --from {args.start}")
     return [args.start + dt.timedelta(days=i) for i in range((args.end - args.start).days + 1)]
@@ -110,7 +117,20 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_night_arguments(parser)
     parser.add_argument("--all", action="store_true", help="Also unfold the inputs of done tasks.")
+    parser.add_argument("--check-config", action="store_true",
+                        help="Validate every nightshift setting (as each run does first) and report.")
     args = parser.parse_args(argv)
+    if args.check_config:
+        try:
+            settings.check()
+        except ConfigurationError as exc:
+            print(f"bin/status: ConfigurationError: {exc}", file=sys.stderr)
+            return 2
+        classes = settings.config_classes()
+        print(f"settings sound: {sum(len(cls.get_params()) for cls in classes)} keys in {len(classes)} sections "
+              f"checked ({', '.join(cls.get_task_family() for cls in classes)})")
+        if args.date is None and args.start is None and args.end is None:
+            return 0
     dates = nights(args, parser)
     checked = provenance.Provenance()  # one memo for the whole range: shared inputs are fingerprinted once
     done = True

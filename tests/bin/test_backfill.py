@@ -38,7 +38,7 @@ def test_five_day_backfill_computes_each_day_once_then_nothing(overlay, ops, sco
 
     assert not first["failed"], first["failed"]
     new_days = [START + k * DAY for k in range(1, 5)]
-    per_night = ["ClientFeatures", "DailyScoring", "FeatureTable", "Predict", "Publish", "TransactionFeatures",
+    per_night = ["ClientFeatures", "DailyScoring", "FeatureTable", "MonitorModel", "Predict", "Publish", "TransactionFeatures",
                  "ValidatePredictions"]
     assert families(first["completed"]) == sorted(["RangeDaily"] + per_night * 4 + ["TransactionDaily"] * 4)
     daily = sorted(t.date for t in first["completed"] if isinstance(t, TransactionDaily))

@@ -47,7 +47,7 @@ def test_cron_runs_show_in_the_scheduler_done_then_failed(luigid, scored_root):
     invalidated = luigid.run("invalidate", "ValidatePredictions", "--date", SCORE_DATE, "--downstream")
     assert invalidated.returncode == 0, invalidated.stderr
     luigid.set("validate", "psi_warn", 0.0)
-    luigid.set("validate", "psi_fail", 0.0)
+    luigid.set("validate", "psi_fail", 1e-9)
     failed = luigid.run("run-daily", "--date", SCORE_DATE)
 
     assert failed.returncode == 30, failed.stdout + failed.stderr

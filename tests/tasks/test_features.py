@@ -15,9 +15,15 @@ import pytest
 
 from targets.directory import ParquetTarget
 from tasks import ClientFeatures, FeatureTable, TransactionDaily, TransactionFeatures, config
+from tasks.errors import ConfigurationError
 from tasks.features import QUARANTINE_COUNTS, quarantine_counts
 from tasks.raw import drop_rows
-from tests.conftest import SCORE_DATE, build, families
+from tasks.spark import settings as _spark_settings
+from tests.conftest import SCORE_DATE, build, families, make_sample_data
+
+
+def spark_settings() -> dict:
+    return _spark_settings(config.spark())
 
 SNAPSHOT = SCORE_DATE - dt.timedelta(days=1)  # ClientFeatures(D) reads the D-1 snapshot
 DAY = SNAPSHOT                                 # the transaction day tested
@@ -314,13 +320,13 @@ def test_a_snapshot_with_another_file_name_fails_listing_what_is_there(root, fai
     assert "clients.csv: cannot read the client snapshot" in message and "Clients_2026-03-01.csv" in message
 
 
-def test_an_unknown_encoding_setting_is_named(root, overlay, failures):
+def test_an_unknown_encoding_setting_is_named_before_any_task_runs(root, overlay):
     overlay.set("raw", "encoding", "win-1251")
     write_clients(root, clients_csv(*GOOD_CLIENTS))
 
-    build(ClientFeatures(date=SCORE_DATE))
-
-    assert "[raw] encoding = 'win-1251' is not a known encoding" in only_failure(failures, "ClientFeatures")
+    with pytest.raises(ConfigurationError, match=r"\[raw\] encoding = 'win-1251': not a known encoding"):
+        build(ClientFeatures(date=SCORE_DATE))
+    assert not ClientFeatures(date=SCORE_DATE).quarantine().exists()
 
 
 def good_frame():
@@ -383,6 +389,81 @@ def test_a_transaction_file_without_rows_fails(root, failures):
         f"{folder}: no data rows in part-00000.parquet; a day without transactions is accepted with [validate] "
         "min_volume_ratio = 0"
     )
+
+
+# --- the business time zone ([raw] timezone) -------------------------------------------------------------------
+
+MOSCOW = "Europe/Moscow"
+# (Moscow wall-clock on DAY unless dated, in the day as Moscow cuts it): 00:00-03:00 Moscow is the previous UTC day.
+MOSCOW_TIMES = [("00:00", True), ("00:30", True), ("02:59", True), ("03:00", True), ("12:00", True),
+                ("23:59", True), ("2026-02-28T23:30", False), ("2026-03-02T00:10", False)]
+
+
+def moscow_rows(aware: bool):
+    import zoneinfo
+
+    zone = zoneinfo.ZoneInfo(MOSCOW)
+    stamps = [dt.datetime.fromisoformat(t if "T" in t else f"{DAY}T{t}") for t, _ in MOSCOW_TIMES]
+    if aware:  # parquet timestamps adjusted to UTC: the instants
+        values = pa.array([s.replace(tzinfo=zone) for s in stamps], pa.timestamp("us", tz="UTC"))
+    else:      # wall-clock timestamps (not adjusted): Moscow local time as written
+        values = pa.array(stamps, pa.timestamp("us"))
+    n = len(stamps)
+    return pa.table({"client_id": pa.array(range(1001, 1001 + n), pa.int64()), "ts": values,
+                     "amount": pa.array([10.0] * n, pa.float64()), "category": pa.array(["grocery"] * n)})
+
+
+@pytest.mark.parametrize("aware", [True, False], ids=["instants", "wall-clock"])
+def test_a_moscow_cut_day_is_judged_in_moscow_time(root, overlay, aware):
+    overlay.set("validate", "max_quarantine_rate", "1")
+    overlay.set("raw", "timezone", MOSCOW)
+    write_transactions(root, [moscow_rows(aware)])
+
+    assert families(build(TransactionDaily(date=DAY))["completed"]) == ["TransactionDaily"]
+    flagged = sorted(target("quarantine/transactions", DAY).read_pandas().client_id)
+    assert flagged == [1001 + i for i, (_, inside) in enumerate(MOSCOW_TIMES) if not inside]
+    assert target("features/transactions_daily", DAY).read_pandas().tx_count.sum() == sum(i for _, i in MOSCOW_TIMES)
+    assert spark_settings()["spark.sql.session.timeZone"] == MOSCOW
+
+
+def test_moscow_instants_judged_in_utc_lose_the_hours_before_3am(root, overlay):
+    overlay.set("validate", "max_quarantine_rate", "1")
+    write_transactions(root, [moscow_rows(aware=True)])  # [raw] timezone stays UTC
+
+    build(TransactionDaily(date=DAY))
+    flagged = set(target("quarantine/transactions", DAY).read_pandas().client_id)
+    early = {1001 + i for i, (t, _) in enumerate(MOSCOW_TIMES) if t in ("00:00", "00:30", "02:59")}
+    assert early <= flagged and 1001 + 3 not in flagged  # 03:00 Moscow is 00:00 UTC
+
+
+@pytest.fixture(scope="session")
+def moscow_drop(tmp_path_factory):
+    """Two days of sample drops whose transaction partitions are cut in Moscow time."""
+    target_root = tmp_path_factory.mktemp("moscow")
+    make_sample_data(target_root, DAY, days=2, timezone=MOSCOW)
+    return target_root
+
+
+@pytest.mark.parametrize("zone, fails", [(MOSCOW, False), ("UTC", True)])
+def test_a_moscow_cut_sample_drop_passes_the_gate_only_in_moscow_time(root, overlay, failures, moscow_drop, zone,
+                                                                      fails):
+    import shutil
+
+    overlay.set("raw", "timezone", zone)
+    shutil.copytree(moscow_drop / "raw" / "transactions" / f"dt={DAY}", root / "raw" / "transactions" / f"dt={DAY}")
+    ts = pq.read_table(root / "raw" / "transactions" / f"dt={DAY}").column("ts").to_pandas().dt.tz_convert(MOSCOW)
+    outside_moscow_day = int((ts.dt.date != DAY).sum())  # the generator's deliberate junk only
+    early = int(((ts.dt.date == DAY) & (ts.dt.hour < 3)).sum())
+    assert early > 0.1 * len(ts)
+
+    result = build(TransactionDaily(date=DAY))
+    if fails:
+        message = only_failure(failures, "TransactionDaily")
+        assert f"ts: outside the partition's day ({outside_moscow_day + early})" in message
+    else:
+        assert families(result["completed"]) == ["TransactionDaily"]
+        counts = quarantine_counts(SCORE_DATE)["transactions"]
+        assert counts.get("ts: outside the partition's day", 0) == outside_moscow_day
 
 
 # --- volumes: a drop far smaller or larger than the days before -------------------------------------------------

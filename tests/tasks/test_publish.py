@@ -1,16 +1,21 @@
 """Publishing: one transaction per day on SQLite and PostgreSQL; a failure at any point leaves the previous state."""
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
 import sqlalchemy as sa
 
-from targets.sql import engine
-from tasks import Publish, config
-from tasks.errors import ConfigurationError
+from targets.sql import PublishMarker, describe, engine
+from tasks import DailyScoring, Publish, ValidatePredictions, config
+from tasks.errors import ConfigurationError, PublishError
 from tasks.publish import arrow_records, publish_day
 from tasks.predict import Predict
-from tests.conftest import SCORE_DATE, build, families
+from tests.conftest import REPO, SAMPLE, SCORE_DATE, TEST_CONFIG, add_drifted_day, build, families, make_sample_data
+from tests.tasks.test_alerts import body
 
 DAY = dt.date(2026, 3, 2)
 NEXT = DAY + dt.timedelta(days=1)
@@ -142,3 +147,104 @@ def test_a_cluster_root_without_a_publish_url_is_refused_clearly(overlay, monkey
     overlay.set("publish", "url", "")
     with pytest.raises(ConfigurationError, match=r"\[publish\] url"):
         config.publish().database_url()
+
+
+# --- the production database unreachable ------------------------------------------------------
+
+def closed_port() -> int:
+    """A port of 127.0.0.1 where nothing listens: connecting is refused at once."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_unreachable_database_is_not_published_named_without_credentials(caplog):
+    port = closed_port()
+    url = f"postgresql+psycopg2://scorer:s3cret@127.0.0.1:{port}/scoring"
+    assert describe(url) == f"127.0.0.1:{port}/scoring"
+    with caplog.at_level("WARNING", logger="luigi-interface"):
+        assert not PublishMarker(url, DAY).exists()
+        assert not PublishMarker(url, NEXT).exists()
+    warnings = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(warnings) == 1, "once per database, not once per day checked"
+    assert f"production database 127.0.0.1:{port}/scoring unreachable" in warnings[0]
+    assert "s3cret" not in warnings[0] and "scorer" not in warnings[0]
+
+
+def test_sqlite_on_an_unreadable_path_fails_publish_alone_and_the_rerun_publishes(scored_root, overlay, tmp_path):
+    folder = tmp_path / "not-mounted-yet"
+    overlay.set("publish", "url", f"sqlite:///{folder}/prod.db")
+    assert not Publish(date=SCORE_DATE).complete()
+    with pytest.raises(PublishError, match=rf"cannot write to the production database sqlite file {folder}/prod.db "
+                                           rf"\(.*unable to open database file\): nothing was published for "
+                                           rf"{SCORE_DATE}.*bin/run-daily --date {SCORE_DATE}"):
+        Publish(date=SCORE_DATE).run()
+    failed = build(DailyScoring(date=SCORE_DATE))
+    assert families(failed["failed"]) == ["Publish"] and not failed["completed"]
+    assert not folder.exists()
+
+    folder.mkdir()
+    rerun = build(DailyScoring(date=SCORE_DATE))
+    assert families(rerun["completed"]) == ["DailyScoring", "Publish"]
+    assert Publish(date=SCORE_DATE).complete()
+
+
+@pytest.fixture(scope="session")
+def next_day_drop(tmp_path_factory):
+    """The raw drops of SCORE_DATE (the snapshot NEXT scores), same population as the session's sample."""
+    target = tmp_path_factory.mktemp("next-day")
+    make_sample_data(target, SCORE_DATE, days=SAMPLE["days"] + 1)
+    return target
+
+
+def test_a_night_with_the_database_down_fails_at_publish_with_one_line_and_the_rerun_runs_only_publish(
+        scored_root, next_day_drop, postgres_url, mailbox, tmp_path):
+    add_drifted_day(scored_root, next_day_drop)  # an ordinary next day: nothing drifted in this drop
+    sections = {**TEST_CONFIG, "model": {**TEST_CONFIG["model"], "retrain": "weekly"}, "paths": {"root": scored_root},
+                "email": {"receiver": "oncall@example.com", "force_send": "true"},
+                "smtp": {"host": "127.0.0.1", "port": mailbox.port}}
+    cfg = tmp_path / "overlay.cfg"
+    cfg.write_text("".join(f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
+                           for name, values in sections.items()))
+    port = closed_port()
+    down = f"postgresql+psycopg2://postgres:s3cret@127.0.0.1:{port}/test"
+
+    def night(url):
+        return subprocess.run([sys.executable, "-m", "luigi", "--module", "tasks", "DailyScoring", "--date",
+                               NEXT.isoformat(), "--local-scheduler"], cwd=REPO, capture_output=True, text=True,
+                              env={**os.environ, "LUIGI_CONFIG_PATH": str(cfg), "NIGHTSHIFT_PUBLISH_URL": url},
+                              timeout=900)
+
+    first = night(down)
+    output = first.stdout + first.stderr
+    assert first.returncode == 30, output[-3000:]
+    assert "Traceback" not in output and "s3cret" not in output
+    errors = [line for line in output.splitlines() if "PublishError" in line]
+    assert len(errors) == 1, errors
+    assert f"cannot write to the production database 127.0.0.1:{port}/test (" in errors[0]
+    assert f"nothing was published for {NEXT}" in errors[0] and f"bin/run-daily --date {NEXT}" in errors[0]
+    # Everything upstream ran and is kept; the gate skipped only the comparison with production.
+    assert Predict(date=NEXT).complete() and ValidatePredictions(date=NEXT).complete()
+    shift = next(c for c in json.loads(ValidatePredictions(date=NEXT).output().read_file("validation.json"))["checks"]
+                 if c["name"] == "mean_score_shift")
+    assert shift["verdict"] == "skip" and f"127.0.0.1:{port}/test unreachable" in shift["detail"]
+    assert len(mailbox.messages) == 1
+    mail = mailbox.messages[0]
+    text = body(mail)
+    assert f"Publish(date={NEXT})" in mail["Subject"] and f"nothing was published for {NEXT}" in text
+    assert "s3cret" not in text
+
+    with engine(postgres_url).begin() as conn:
+        conn.execute(sa.text("DROP VIEW IF EXISTS predictions_latest"))
+        conn.execute(sa.text("DROP TABLE IF EXISTS predictions, publish_log"))
+    second = night(postgres_url.replace("postgres@", "postgres:s3cret@"))
+    output = second.stdout + second.stderr
+    assert second.returncode == 0, output[-3000:]
+    ran = output.split("ran successfully:", 1)[1].split("\n\nThis progress", 1)[0]
+    # Publish, and what follows it (the night's monitoring, the wrapper): nothing before it is redone.
+    assert sorted(line.strip() for line in ran.strip().splitlines()) == \
+        [f"- 1 DailyScoring(date={NEXT})", f"- 1 MonitorModel(date={NEXT})", f"- 1 Publish(date={NEXT})"], ran
+    with engine(postgres_url).connect() as conn:
+        assert conn.execute(sa.text("SELECT score_date FROM publish_log")).scalars().all() == [NEXT]
