@@ -65,8 +65,8 @@ def test_a_redelivered_drop_is_named_rebuilt_by_the_next_night_and_the_published
     # The drifted day is scored by SCORE_DATE's (Monday's) model and let through the gate: this test is
     # about which targets are rebuilt, not about the drift.
     overlay.set("model", "retrain", "weekly")
-    for key in ("psi_warn", "psi_fail", "max_mean_shift"):
-        overlay.set("validate", key, 100)
+    for key, value in (("psi_warn", 50), ("psi_fail", 100), ("max_mean_shift", 100)):
+        overlay.set("validate", key, value)
     result = build(DailyScoring(date=DRIFT_DATE))
     assert not result["failed"], result["failed"]
     rebuilt = sorted(t.date for t in result["completed"] if isinstance(t, TransactionDaily))

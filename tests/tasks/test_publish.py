@@ -200,8 +200,9 @@ def next_day_drop(tmp_path_factory):
 
 
 def test_a_night_with_the_database_down_fails_at_publish_with_one_line_and_the_rerun_runs_only_publish(
-        scored_root, next_day_drop, postgres_url, mailbox, tmp_path):
+        scored_root, next_day_drop, postgres_url, mailbox, tmp_path, overlay):
     add_drifted_day(scored_root, next_day_drop)  # an ordinary next day: nothing drifted in this drop
+    overlay.set("model", "retrain", "weekly")  # as the runs below: with other settings their outputs would be stale
     sections = {**TEST_CONFIG, "model": {**TEST_CONFIG["model"], "retrain": "weekly"}, "paths": {"root": scored_root},
                 "email": {"receiver": "oncall@example.com", "force_send": "true"},
                 "smtp": {"host": "127.0.0.1", "port": mailbox.port}}
