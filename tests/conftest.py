@@ -110,17 +110,23 @@ def families(tasks) -> list[str]:
     return sorted(task.task_family for task in tasks)
 
 
+def overlay_on(root: Path, sections: dict) -> "Overlay":
+    """An Overlay holding `sections` with every path under `root` (SQLite publish included); restore() it."""
+    overlay = Overlay()
+    for section, values in sections.items():
+        for key, value in values.items():
+            overlay.set(section, key, value)
+    overlay.set("paths", "root", str(root))
+    overlay.set("publish", "url", f"sqlite:///{root}/nightshift.db")
+    return overlay
+
+
 @pytest.fixture(scope="session")
 def scored_template(tmp_path_factory, sample_data):
     """A root where DailyScoring(SCORE_DATE) already ran, built once per session; never modify it."""
     template = tmp_path_factory.mktemp("scored")
-    overlay = Overlay()
+    overlay = overlay_on(template, TEST_CONFIG)
     try:
-        for section, values in TEST_CONFIG.items():
-            for key, value in values.items():
-                overlay.set(section, key, value)
-        overlay.set("paths", "root", str(template))
-        overlay.set("publish", "url", f"sqlite:///{template}/nightshift.db")
         for name in ("raw", "truth"):
             shutil.copytree(sample_data / name, template / name)
         from tasks import DailyScoring

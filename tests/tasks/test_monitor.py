@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from nightshift.errors import ConfigurationError, SchemaError
 from tasks import DailyScoring, MonitorModel, RealizedPerformance, config
-from tests.conftest import (REPO, SCORE_DATE, TEST_CONFIG, Mailbox, Overlay, build, families, make_sample_data)
+from tests.conftest import (REPO, SCORE_DATE, TEST_CONFIG, Mailbox, build, families, make_sample_data,
+                            overlay_on)
 from tests.tasks.test_validate import find_chromium
 
 # The labels of PAST (label lag 2 days) have landed by SCORE_DATE, and follow another relation than the one
@@ -44,13 +45,8 @@ def drifted_nights(tmp_path_factory):
     """
     root = tmp_path_factory.mktemp("concept")
     make_sample_data(root, SCORE_DATE - dt.timedelta(days=1), days=15, clients=CLIENTS, concept_drift_from=PAST)
-    overlay = Overlay()
+    overlay = overlay_on(root, SECTIONS)
     try:
-        for section, values in SECTIONS.items():
-            for key, value in values.items():
-                overlay.set(section, key, value)
-        overlay.set("paths", "root", str(root))
-        overlay.set("publish", "url", f"sqlite:///{root}/nightshift.db")
         result = build(DailyScoring(date=PAST))
         assert not result["failed"], result["failed"]
     finally:
