@@ -27,6 +27,7 @@ import os
 import platform
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -55,7 +56,7 @@ TARGETS = {"steady_vs_baseline_100k": 3.0, "steady_vs_baseline_1m": 1.0, "steady
 STEADY_STAGES = ("python_imports", "luigi_scheduling", "jvm_start", "ClientFeatures", "TransactionDaily",
                  "TransactionFeatures", "FeatureTable", "Predict", "ValidatePredictions", "Publish", "other")
 GIB = 1024 ** 3
-RUNS = ("cold", "steady", "backfill", "noop")
+RUNS = ("cold", "steady", "backfill", "noop", "steady_local")
 
 
 # --- measuring a process tree ---------------------------------------------------------------
@@ -89,15 +90,16 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def measure(cmd: list[str], env: dict, interval: float = 0.2) -> dict:
-    """Run `cmd`, sampling the tree's RSS; wall seconds, peak bytes, stdout. Raises on failure."""
+def measure(cmd: list[str], env: dict, interval: float = 0.2, also: tuple[int, ...] = ()) -> dict:
+    """Run `cmd`, sampling the tree's RSS (plus the trees of the `also` pids: a Spark Connect server it uses);
+    wall seconds, peak bytes, stdout. Raises on failure."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0]
 
     def sample():
         while proc.poll() is None:
-            peak[0] = max(peak[0], tree_rss(proc.pid))
+            peak[0] = max(peak[0], tree_rss(proc.pid) + sum(tree_rss(pid) for pid in also))
             time.sleep(interval)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -111,14 +113,40 @@ def measure(cmd: list[str], env: dict, interval: float = 0.2) -> dict:
 
 
 # --- the scenarios --------------------------------------------------------------------------
-def write_config(root: str) -> str:
-    path = os.path.join(root, "bench.cfg")
+def write_config(root: str, master: str, name: str = "bench.cfg") -> str:
+    path = os.path.join(root, name)
     lines = ["[paths]", f"root = {root}", "", "[publish]", f"url = sqlite:///{root}/nightshift.db", "",
-             "[features]", f"window_days = {WINDOW_DAYS}", "", "[model]"]
+             "[features]", f"window_days = {WINDOW_DAYS}", "", "[spark]", f"master = {master}",
+             f"server_dir = {os.path.join(root, 'var')}", "", "[model]"]
     lines += [f"{key} = {value}" for key, value in MODEL.items()]
     with open(path, "w") as fh:
         fh.write("\n".join(lines) + "\n")
     return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ConnectServer:
+    """bin/spark-server's Spark Connect server for one scale point: the long-lived service the nights use."""
+
+    def __init__(self, env: dict, root: str):
+        self.env, self.root = env, root
+
+    def __enter__(self):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "tasks.cli.spark_server", "start", "--quiet"], cwd=REPO, env=self.env,
+                       check=True)
+        self.start_seconds = time.perf_counter() - started
+        self.pid = int(open(os.path.join(self.root, "var", "spark-server.pid")).read())
+        return self
+
+    def __exit__(self, *exc):
+        subprocess.run([sys.executable, "-m", "tasks.cli.spark_server", "stop", "--quiet"], cwd=REPO, env=self.env)
+        return False
 
 
 def data_span(backfill_days: int) -> tuple[dt.date, dt.date]:
@@ -128,9 +156,10 @@ def data_span(backfill_days: int) -> tuple[dt.date, dt.date]:
     return oldest_snapshot - WINDOW_DAYS * DAY, D0 + backfill_days * DAY
 
 
-def night(env: dict, root: str, name: str, *args: str) -> dict:
+def night(env: dict, root: str, name: str, *args: str, server: ConnectServer | None = None) -> dict:
     out = os.path.join(root, f"night-{name}.json")
-    result = measure([sys.executable, os.path.join(BENCH, "night.py"), "--out", out, *args], env)
+    result = measure([sys.executable, os.path.join(BENCH, "night.py"), "--out", out, *args], env,
+                     also=(server.pid,) if server else ())
     with open(out) as fh:
         report = json.load(fh)
     stages = {family: entry for family, entry in sorted(report["stages"].items(), key=lambda kv: -kv[1]["seconds"])}
@@ -187,6 +216,40 @@ def cross_check(root: str, day: dt.date, baseline_scores: str) -> dict:
     return result
 
 
+def baseline_and_cross_check(env: dict, root: str, clients: int, day: dt.date, result: dict, log) -> None:
+    """The pandas script for `day` with the model nightshift trained, its scores joined with nightshift's."""
+    log(f"[{clients}] baseline ...")
+    scores = os.path.join(root, "baseline-scores.parquet")
+    base = measure([sys.executable, os.path.join(BENCH, "baseline_pandas.py"), "--root", root,
+                    "--date", day.isoformat(), "--model-dir", os.path.join(root, "models", D0.isoformat()),
+                    "--db", os.path.join(root, "baseline.db"), "--scores-out", scores], env)
+    inner = json.loads(base["stdout"].strip().splitlines()[-1])
+    result["baseline"] = {"wall_seconds": round(base["wall_seconds"], 2),
+                          "peak_rss_gib": round(base["peak_rss_bytes"] / GIB, 3),
+                          "stages": {k: round(v, 2) for k, v in inner["timings"].items()}}
+    result["cross_check"] = cross_check(root, day, scores)
+    log(f"[{clients}] baseline: {result['baseline']['wall_seconds']} s; cross-check {result['cross_check']}")
+    scored = rows_of(os.path.join(root, "predictions", f"date={day.isoformat()}"))
+    result["cold"]["clients_per_second"] = round(rows_of(os.path.join(root, "predictions", f"date={D0}"))
+                                                 / result["cold"]["wall_seconds"])
+    result["steady"]["clients_per_second"] = round(scored / result["steady"]["wall_seconds"])
+    result["baseline"]["clients_per_second"] = round(result["cross_check"]["rows_baseline"]
+                                                     / result["baseline"]["wall_seconds"])
+    result["ratios"] = {
+        "steady_vs_baseline": round(result["steady"]["wall_seconds"] / result["baseline"]["wall_seconds"], 2),
+        "cold_vs_baseline": round(result["cold"]["wall_seconds"] / result["baseline"]["wall_seconds"], 2),
+    }
+    result["stages"] = steady_stages(result["steady"], result["baseline"])
+
+
+def redo_night(env: dict, day: dt.date) -> None:
+    """Delete what a steady night makes (the new snapshot's and the new day's work, and all after), as bin/invalidate."""
+    for args in (["ClientFeatures", "--date", day.isoformat()],
+                 ["TransactionDaily", "--date", day.isoformat(), "--task-date", (day - DAY).isoformat()]):
+        subprocess.run([sys.executable, "-m", "tasks.cli.invalidate", *args, "--downstream"], cwd=REPO, env=env,
+                       check=True, capture_output=True)
+
+
 def run_scale(clients: int, backfill_days: int, keep: bool, log, result: dict, save) -> None:
     """Generate the data of one scale point and run every scenario on it (backfill_days 0: no backfill, no no-op).
 
@@ -195,7 +258,10 @@ def run_scale(clients: int, backfill_days: int, keep: bool, log, result: dict, s
     root = os.path.join(BENCH, "data", f"clients-{clients}")
     shutil.rmtree(root, ignore_errors=True)
     os.makedirs(root)
-    env = {**os.environ, "LUIGI_CONFIG_PATH": write_config(root), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "LUIGI_CONFIG_PATH": write_config(root, f"sc://127.0.0.1:{free_port()}"),
+           "PYTHONUNBUFFERED": "1"}
+    # The same nights with a driver JVM of their own ([spark] master local[*]): the mode without a server.
+    env_local = {**env, "LUIGI_CONFIG_PATH": write_config(root, "local[*]", "bench-local.cfg")}
     first, end = data_span(max(backfill_days, 1))
     days = (end - first).days + 1
     log(f"[{clients}] generating {days} days {first}..{end}")
@@ -215,37 +281,27 @@ def run_scale(clients: int, backfill_days: int, keep: bool, log, result: dict, s
         ("backfill", ["--start", backfill[0].isoformat(), "--stop", backfill[1].isoformat()]),
         ("noop", ["--start", backfill[0].isoformat(), "--stop", backfill[1].isoformat()]),
     ]
-    for name, args in plan if backfill_days else plan[:2]:
-        log(f"[{clients}] {name} ...")
-        result[name] = night(env, root, name, *args)
-        if name in ("backfill", "noop"):
-            result[name]["days"] = backfill_days
-        log(f"[{clients}] {name}: {result[name]['wall_seconds']} s, peak {result[name]['peak_rss_gib']} GiB")
-        save()
-        if name == "steady":
-            log(f"[{clients}] baseline ...")
-            scores = os.path.join(root, "baseline-scores.parquet")
-            base = measure([sys.executable, os.path.join(BENCH, "baseline_pandas.py"), "--root", root,
-                            "--date", steady_day.isoformat(), "--model-dir", os.path.join(root, "models", D0.isoformat()),
-                            "--db", os.path.join(root, "baseline.db"), "--scores-out", scores], env)
-            inner = json.loads(base["stdout"].strip().splitlines()[-1])
-            result["baseline"] = {"wall_seconds": round(base["wall_seconds"], 2),
-                                  "peak_rss_gib": round(base["peak_rss_bytes"] / GIB, 3),
-                                  "stages": {k: round(v, 2) for k, v in inner["timings"].items()}}
-            result["cross_check"] = cross_check(root, steady_day, scores)
-            log(f"[{clients}] baseline: {result['baseline']['wall_seconds']} s; cross-check {result['cross_check']}")
-            scored = rows_of(os.path.join(root, "predictions", f"date={steady_day.isoformat()}"))
-            result["cold"]["clients_per_second"] = round(rows_of(os.path.join(root, "predictions", f"date={D0}"))
-                                                         / result["cold"]["wall_seconds"])
-            result["steady"]["clients_per_second"] = round(scored / result["steady"]["wall_seconds"])
-            result["baseline"]["clients_per_second"] = round(result["cross_check"]["rows_baseline"]
-                                                             / result["baseline"]["wall_seconds"])
-            result["ratios"] = {
-                "steady_vs_baseline": round(result["steady"]["wall_seconds"] / result["baseline"]["wall_seconds"], 2),
-                "cold_vs_baseline": round(result["cold"]["wall_seconds"] / result["baseline"]["wall_seconds"], 2),
-            }
-            result["stages"] = steady_stages(result["steady"], result["baseline"])
+    with ConnectServer(env, root) as server:
+        result["connect_server_start_seconds"] = round(server.start_seconds, 2)
+        log(f"[{clients}] Spark Connect server started in {server.start_seconds:.1f} s")
+        for name, args in plan if backfill_days else plan[:2]:
+            log(f"[{clients}] {name} ...")
+            result[name] = night(env, root, name, *args, server=server)
+            if name in ("backfill", "noop"):
+                result[name]["days"] = backfill_days
+            log(f"[{clients}] {name}: {result[name]['wall_seconds']} s, peak {result[name]['peak_rss_gib']} GiB")
             save()
+            if name == "steady":
+                baseline_and_cross_check(env, root, clients, steady_day, result, log)
+                save()
+    log(f"[{clients}] steady_local ...")
+    redo_night(env_local, steady_day)
+    result["steady_local"] = night(env_local, root, "steady-local", "--date", steady_day.isoformat())
+    result["ratios"]["steady_local_vs_baseline"] = round(result["steady_local"]["wall_seconds"]
+                                                         / result["baseline"]["wall_seconds"], 2)
+    result["stages_local"] = steady_stages(result["steady_local"], None)["steady"]
+    log(f"[{clients}] steady_local: {result['steady_local']['wall_seconds']} s")
+    save()
     if backfill_days:
         backfill_rows = sum(rows_of(os.path.join(root, "predictions", f"date={(backfill[0] + k * DAY).isoformat()}"))
                             for k in range(backfill_days))
@@ -324,6 +380,7 @@ def format_table(results: dict) -> str:
             s = r[name]
             label = {"backfill": f"backfill {s.get('days')} days", "noop": f"no-op rerun of {s.get('days')} days",
                      "baseline": "pandas baseline (one night)", "steady": "steady-state night",
+                     "steady_local": "steady-state night, own JVM (local[*])",
                      "cold": "cold night (incl. training)"}[name]
             ratio = "" if name in ("noop", "baseline") or not base else f"{s['wall_seconds'] / base:.2f}x"
             if name == "backfill" and base:
@@ -347,6 +404,11 @@ def format_table(results: dict) -> str:
                          + " | ".join(f"{r['stages']['steady'].get(stage, 0.0):.1f}" for r in staged) + " |")
         lines.append("| **steady night, wall** | " + " | ".join(f"**{r['steady']['wall_seconds']:.1f}**" for r in staged)
                      + " |")
+        if all("stages_local" in r for r in staged):
+            lines.append("| *own JVM (local[*]): JVM start* | "
+                         + " | ".join(f"*{r['stages_local'].get('jvm_start', 0.0):.1f}*" for r in staged) + " |")
+            lines.append("| *own JVM (local[*]): steady night, wall* | "
+                         + " | ".join(f"*{r['steady_local']['wall_seconds']:.1f}*" for r in staged) + " |")
         for part in ("features", "score", "publish", "python_and_imports"):
             lines.append(f"| baseline: {part.replace('_', ' ')} | "
                          + " | ".join(f"{r['stages'].get('baseline', {}).get(part, 0.0):.1f}" for r in staged) + " |")
@@ -443,7 +505,8 @@ def main(argv=None) -> int:
     results = {"started": dt.datetime.now(dt.timezone.utc).isoformat(), "machine": machine(),
                "setup": {"score_date_cold": D0.isoformat(), "tx_per_client_day": TX_PER_CLIENT_DAY,
                          "window_days": WINDOW_DAYS, "model": MODEL, "workers": 1,
-                         "spark": "luigi.cfg defaults ([spark] master local[*])"},
+                         "spark": "[spark] master = sc://127.0.0.1:PORT, a Spark Connect server (bin/spark-server, "
+                                  "local[*]) started once per scale point; steady_local: local[*], a JVM per run"},
                "scales": []}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
 

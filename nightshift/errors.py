@@ -55,3 +55,7 @@ class ApprovalError(NightshiftError):
 
 class PublishError(NightshiftError):
     """The production database cannot be reached or refused the day's rows."""
+
+
+class ServiceUnavailable(NightshiftError):
+    """A service the run needs (the Spark Connect server) does not answer; nothing was written."""

@@ -13,6 +13,13 @@ import pandas as pd
 from nightshift import cleaning
 from nightshift.schema import CLIENT_COLUMNS, CORRUPT_RECORD, KEY
 
+class Payload:
+    """Bytes handed to executors inside the pickled function, with a broadcast's `.value`."""
+
+    def __init__(self, value: bytes):
+        self.value = value
+
+
 # The model a reused Python worker has already unpickled, keyed by its sha256: one load per worker, not per batch.
 _models: dict[str, object] = {}
 

@@ -1,20 +1,28 @@
-"""Model maths: the scikit-learn pipeline, its training, evaluation and safe (de)serialisation. No luigi, no Spark."""
+"""Model maths: the scikit-learn pipeline, its training, evaluation and safe (de)serialisation. No luigi, no Spark.
+
+scikit-learn is imported where a model is built or unpickled, never at module import: the driver only checks a
+model file (digest, library versions, the modules it references) before the executors load it.
+"""
+from __future__ import annotations
+
 import datetime as dt
 import hashlib
+import importlib.metadata
+import importlib.util
 import pickle
+import pickletools
+import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, SplineTransformer, StandardScaler
 
 from nightshift import metrics
 from nightshift.errors import FeatureMismatch, ModelIntegrityError
 from nightshift.schema import KEY, LABEL, SNAPSHOT
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 SALARY = "salary_rub_month"
 PLAIN = ("is_male",)
@@ -50,6 +58,13 @@ def build_model(features: list[str], seed: int, kind: str = "logistic") -> Pipel
     a spline because risk is not linear in it. `logistic` (the default, chosen by measurement) is
     calibrated by construction; `boosting` is kept for comparison.
     """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, SplineTransformer, StandardScaler
+
     derived = list(derived_features(pd.DataFrame(columns=features)).columns)
     shares = [f for f in derived if f.endswith("_share")]
     logged = [f for f in derived if f not in (*PLAIN, "age", *shares)]
@@ -158,9 +173,7 @@ def _major_minor(version: str) -> str:
 
 def installed_versions() -> dict[str, str]:
     """The versions of the libraries a pickled model depends on, as a model's metadata records them."""
-    import sklearn
-
-    return {"scikit-learn": sklearn.__version__, "numpy": np.__version__}
+    return {"scikit-learn": importlib.metadata.version("scikit-learn"), "numpy": np.__version__}
 
 
 def check_versions(recorded: dict[str, str] | None, source: str) -> None:
@@ -178,23 +191,78 @@ def check_versions(recorded: dict[str, str] | None, source: str) -> None:
             )
 
 
-def load_model(blob: bytes, expected_sha256: str, source: str, versions: dict[str, str] | None = None) -> Pipeline:
-    """Unpickle only bytes whose sha256 matches the metadata written with them, under compatible libraries."""
+def referenced_modules(blob: bytes) -> set[str]:
+    """The modules a pickle's classes and functions come from, read from its opcodes without unpickling it.
+
+    Protocol 4+ names a global by pushing its module and name as strings (directly or from the memo), then
+    STACK_GLOBAL; older protocols put both in the GLOBAL opcode's argument.
+    """
+    modules, strings, memo, top = set(), [], {}, None
+    for op, arg, _ in pickletools.genops(blob):
+        name = op.name
+        if name in ("MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT"):
+            memo[len(memo) if name == "MEMOIZE" else arg] = top
+            continue
+        top = None
+        if name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"):
+            top = arg
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            top = memo.get(arg)
+        elif name == "STACK_GLOBAL" and len(strings) >= 2:
+            modules.add(strings[-2])
+        elif name in ("GLOBAL", "INST"):
+            modules.add(arg.split(" ")[0])
+        if isinstance(top, str):
+            strings.append(top)
+    return modules
+
+
+def _importable(module: str) -> bool:
+    """Whether `module` can be imported here, without importing any package not already loaded (finding
+    `sklearn.pipeline` would import scikit-learn): a module of an unloaded package is checked by its package."""
+    top = module.split(".")[0]
+    name = module if top in sys.modules or top == "nightshift" else top
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def verify_model(blob: bytes, expected_sha256: str, source: str, versions: dict[str, str] | None = None) -> None:
+    """What `load_model` checks, without unpickling (so without importing scikit-learn): the sha256 against the
+    metadata, the library versions, and that every module the pickle references exists here."""
+    _check_digest(blob, expected_sha256, source)
+    check_versions(versions, source)
+    missing = sorted(module for module in referenced_modules(blob) if not _importable(module))
+    if missing:
+        raise _missing_module(source, missing[0])
+
+
+def _missing_module(source: str, module: str) -> ModelIntegrityError:
+    # Models pickled before the core package existed reference tasks.modeling.
+    return ModelIntegrityError(
+        f"{source}: the model references module {module!r}, which nightshift no longer has; retrain it "
+        f"(bin/invalidate TrainModel --date <model date> --downstream, then rerun)"
+    )
+
+
+def _check_digest(blob: bytes, expected_sha256: str, source: str) -> None:
     actual = sha256(blob)
     if actual != expected_sha256:
         raise ModelIntegrityError(
             f"{source}: sha256 {actual[:12]}... does not match metadata.json's {str(expected_sha256)[:12]}... "
             f"({len(blob)} bytes); the model file was changed or truncated, refusing to load it"
         )
+
+
+def load_model(blob: bytes, expected_sha256: str, source: str, versions: dict[str, str] | None = None) -> Pipeline:
+    """Unpickle only bytes whose sha256 matches the metadata written with them, under compatible libraries."""
+    _check_digest(blob, expected_sha256, source)
     check_versions(versions, source)
     try:
         return pickle.loads(blob)
     except ModuleNotFoundError as exc:
-        # Models pickled before the core package existed reference tasks.modeling.
-        raise ModelIntegrityError(
-            f"{source}: the model references module {exc.name!r}, which nightshift no longer has; retrain it "
-            f"(bin/invalidate TrainModel --date <model date> --downstream, then rerun)"
-        ) from None
+        raise _missing_module(source, exc.name) from None
 
 
 def check_features(expected: dict[str, str], actual: dict[str, str], source: str) -> None:

@@ -15,10 +15,13 @@ class paths(luigi.Config):
 
 
 class spark(luigi.Config):
-    master = luigi.Parameter(default="local[*]", description="Spark master URL.")
+    master = luigi.Parameter(default="local[*]", description="Spark master URL, or sc://host:port for a Spark Connect "
+                                                            "server (bin/spark-server runs one on 127.0.0.1).")
     conf = luigi.Parameter(default="", description="Extra Spark settings: key=value per line or separated by |.")
     driver_memory = luigi.Parameter(default="1g", description="spark.driver.memory (client mode).")
     log_level = luigi.Parameter(default="ERROR", description="Spark's log level on the console.")
+    server_master = luigi.Parameter(default="local[*]", description="The master bin/spark-server's server runs on.")
+    server_dir = luigi.Parameter(default="var/spark-server", description="bin/spark-server's pid file and log.")
 
 
 class raw(luigi.Config):

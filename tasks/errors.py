@@ -11,7 +11,7 @@ import re
 
 from nightshift.errors import (  # noqa: F401
     ApprovalError, ConfigurationError, CorruptTargetError, DataQualityError, DiskFullError, FeatureMismatch, ModelIntegrityError, NightshiftError,
-    NotEnoughSnapshots, PredictionsRejected, PublishError, SchemaError, VolumeError,
+    NotEnoughSnapshots, PredictionsRejected, PublishError, SchemaError, ServiceUnavailable, VolumeError,
 )
 
 

@@ -11,7 +11,7 @@ from targets.model import MODEL_FILE
 from tasks import config
 from tasks.features import FeatureTable
 from tasks.provenance import Recorded
-from tasks.spark import SparkTask, session
+from tasks.spark import SparkTask, session, ship
 from tasks.train import TrainModel
 
 
@@ -34,13 +34,14 @@ class Predict(Recorded, SparkTask):
         model_target, table_target = self.input()["model"], self.input()["table"]
         meta = model_target.metadata()
         blob = model_target.model_bytes()
-        # Verified before any Spark work: a tampered or incompatible model fails here and nothing is written.
-        modeling.load_model(blob, meta["sha256"], model_target.file(MODEL_FILE), meta.get("versions"))
+        # Verified before any Spark work (without unpickling it here: the executors do): a tampered or incompatible
+        # model fails here and nothing is written.
+        modeling.verify_model(blob, meta["sha256"], model_target.file(MODEL_FILE), meta.get("versions"))
         actual = {k: v for k, v in pandas_dtypes(table_target.schema()).items() if k != KEY}
         modeling.check_features(meta["feature_dtypes"], actual, table_target.uri)
         spark = session()
         features = meta["features"]
-        score = functools.partial(executors.score_batches, model_blob=spark.sparkContext.broadcast(blob),
+        score = functools.partial(executors.score_batches, model_blob=ship(spark, blob),
                                   digest=meta["sha256"], features=features, version=meta["model_version"])
         table = spark.read.parquet(table_target.spark_path)
         scored = table.select(KEY, *features).mapInPandas(score, spark_ddl(PREDICTION_SCHEMA))

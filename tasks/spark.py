@@ -12,7 +12,7 @@ import luigi
 
 from targets import fs
 from tasks import config
-from tasks.errors import ExplainsFailures
+from tasks.errors import ExplainsFailures, ServiceUnavailable
 
 _session = None
 _owner_pid = None
@@ -43,10 +43,57 @@ def settings(cfg: config.spark) -> dict[str, str]:
     return {**base, **fs.parse_options(cfg.conf, "[spark] conf")}
 
 
+def is_connect(master: str) -> bool:
+    """True for a Spark Connect endpoint (`sc://host:port`): the session is a client of a long-lived server."""
+    return master.startswith("sc://")
+
+
+# Spark Connect's own default port.
+CONNECT_PORT = 15002
+
+
+def connect_address(url: str) -> tuple[str, int]:
+    """Host and port of an sc://host:port[/;param=...] URL."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url.split("/;")[0])
+    return parts.hostname or "localhost", parts.port or CONNECT_PORT
+
+
+def session_settings(conf: dict[str, str]) -> dict[str, str]:
+    """The settings a Spark Connect client sets on its own session: the SQL ones. The rest are the server's."""
+    return {key: value for key, value in conf.items() if key.startswith("spark.sql.")}
+
+
+def _is_connect_session(spark) -> bool:
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+class _ConnectProgress:
+    """What a Spark Connect server last reported of this client's operations (its progress handler)."""
+
+    def __init__(self):
+        self.operations: set[str] = set()
+        self.stages: list = []
+
+    def __call__(self, stages, inflight_tasks, operation_id, done):
+        if operation_id:
+            self.operations.add(operation_id)
+        self.stages = [] if done else [stage for stage in stages or () if not stage.done]
+
+
+_connect_progress = _ConnectProgress()
+
+
 def _forget_inherited_session() -> None:
     """In a forked child: drop pyspark's process-wide handles on the parent's JVM so a new one is launched."""
     global _session
     if "pyspark.sql" not in sys.modules:
+        return
+    if _session is not None and _is_connect_session(_session):
+        # A Spark Connect client: its gRPC channel belongs to the parent; the child opens its own session.
+        _inherited.append(_session)
+        _session = None
         return
     from pyspark import SparkContext
     from pyspark.sql import SQLContext, SparkSession
@@ -75,19 +122,13 @@ def session():
     pid = os.getpid()
     if _session is not None and _owner_pid == pid:
         return _session
-    from pyspark.sql import SparkSession
-
     conf = settings(config.spark())
-    # pyspark hands executors the driver's PYSPARK_PYTHON, so the setting only works through it.
-    os.environ["PYSPARK_PYTHON"] = conf["spark.pyspark.python"]
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     started = time.perf_counter()
-    builder = SparkSession.builder
-    for key, value in conf.items():
-        builder = builder.config(key, value)
-    _session = builder.getOrCreate()
+    if is_connect(conf["spark.master"]):
+        _session = _connect(conf)
+    else:
+        _session = _launch(conf)
     startup_seconds = time.perf_counter() - started
-    _session.sparkContext.setLogLevel(config.spark().log_level)
     first = _owner_pid is None
     _owner_pid = pid
     if first:
@@ -95,6 +136,48 @@ def session():
     # A Luigi task process (multiprocessing, fork) exits without atexit handlers but runs these.
     multiprocessing.util.Finalize(None, stop, exitpriority=10)
     return _session
+
+
+def _connect(conf: dict[str, str]):
+    """A new session on the Spark Connect server at `[spark] master` (never one inherited through a fork).
+
+    A server that does not accept connections fails the task at once, in one line: pyspark's client would retry
+    for minutes before saying anything.
+    """
+    import socket
+
+    from pyspark.sql import SparkSession
+
+    url = conf["spark.master"]
+    host, port = connect_address(url)
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as exc:
+        local = host in ("127.0.0.1", "localhost")
+        raise ServiceUnavailable(
+            f"[spark] master = {url}: no Spark Connect server answers ({exc.strerror or exc})"
+            + ("; start it with bin/spark-server start" if local else "")
+        ) from None
+    spark = SparkSession.builder.remote(conf["spark.master"]).create()
+    spark.registerProgressHandler(_connect_progress)
+    for key, value in session_settings(conf).items():
+        spark.conf.set(key, value)
+    return spark
+
+
+def _launch(conf: dict[str, str]):
+    """A new Spark application with its driver JVM in this process's gateway."""
+    from pyspark.sql import SparkSession
+
+    # pyspark hands executors the driver's PYSPARK_PYTHON, so the setting only works through it.
+    os.environ["PYSPARK_PYTHON"] = conf["spark.pyspark.python"]
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    builder = SparkSession.builder
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(config.spark().log_level)
+    return spark
 
 
 os.register_at_fork(after_in_child=_forget_inherited_session)
@@ -144,10 +227,12 @@ class SparkProgress:
         self._send(f"{outcome} after {elapsed:.0f}s: {jobs} Spark job(s)", None if exc_type else 100)
         return False
 
-    def _job_ids(self) -> set[int]:
-        """Ids of every Spark job this process's session has run so far (none without a session)."""
+    def _job_ids(self) -> set:
+        """Ids of every Spark job (Connect: operation) this process's session has run so far (none without one)."""
         if _session is None or _owner_pid != os.getpid():
             return set()
+        if _is_connect_session(_session):
+            return set(_connect_progress.operations)
         return set(_session.sparkContext.statusTracker().getJobIdsForGroup())
 
     def _loop(self) -> None:
@@ -163,6 +248,15 @@ class SparkProgress:
         """(message, percentage) of the Spark work running now, or None when there is none."""
         if _session is None or _owner_pid != os.getpid():
             return None
+        if _is_connect_session(_session):
+            stages = list(_connect_progress.stages)
+            if not stages:
+                return None
+            done = sum(stage.num_completed_tasks for stage in stages)
+            total = sum(stage.num_tasks for stage in stages)
+            so_far = len(self._job_ids() - self._baseline)
+            message = f"Spark operation {so_far}: {len(stages)} stage(s), {done}/{total} tasks done"
+            return message, int(100 * done / total) if total else 0
         tracker = _session.sparkContext.statusTracker()
         jobs = tracker.getActiveJobsIds()
         stages = [info for info in map(tracker.getStageInfo, tracker.getActiveStageIds()) if info is not None]
@@ -221,3 +315,13 @@ class SparkTask(ExplainsFailures, luigi.Task):
         run = cls.__dict__.get("run")
         if run is not None and not getattr(run, "reports_progress", False):
             cls.run = _with_progress(run)
+
+
+def ship(spark, payload: bytes):
+    """`payload` for executors as something with a `.value`: a broadcast, or (Spark Connect, which has no
+    broadcast) the bytes themselves, carried inside the pickled function."""
+    if _is_connect_session(spark):
+        from nightshift.executors import Payload
+
+        return Payload(payload)
+    return spark.sparkContext.broadcast(payload)

@@ -15,14 +15,13 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 
 import luigi.configuration
+
+from tasks.cli.service import Service, fail, say
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
@@ -59,97 +58,40 @@ def answers(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def running_pid(layout: Layout) -> int | None:
-    """The pid in the pid file when that process is alive and is a luigid (not a reused pid)."""
-    try:
-        pid = int(open(layout.pidfile).read().strip())
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmdline = f.read()
-    except (OSError, ValueError):
-        return None
-    return pid if b"luigid" in cmdline else None
-
-
-def log_tail(layout: Layout, lines: int = 20) -> str:
-    path = os.path.join(layout.logdir, "luigid.out")
-    try:
-        return "".join(open(path, errors="replace").readlines()[-lines:])
-    except OSError:
-        return ""
+def service(layout: Layout) -> Service:
+    return Service("luigid", layout.pidfile, os.path.join(layout.logdir, "luigid.out"), b"luigid")
 
 
 def start(layout: Layout, quiet: bool) -> int:
-    pid = running_pid(layout)
+    daemon = service(layout)
+    pid = daemon.running_pid()
     if pid:
         say(quiet, f"luigid already running: {layout.url} (pid {pid})")
         return 0
     if answers(layout.url):
-        print(f"bin/scheduler: something already answers on {layout.url} but {layout.pidfile} does not "
-              f"name it; not starting a second scheduler", file=sys.stderr)
-        return 1
+        return fail("bin/scheduler", f"something already answers on {layout.url} but {layout.pidfile} does not "
+                                     f"name it; not starting a second scheduler")
     os.makedirs(layout.logdir, exist_ok=True)
     if layout.history.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(os.path.abspath(layout.history[len("sqlite:///"):])) or ".", exist_ok=True)
-    out = open(os.path.join(layout.logdir, "luigid.out"), "ab")
     cmd = [luigid_command(), "--address", HOST, "--port", str(layout.port),
            "--state-path", layout.state, "--logdir", layout.logdir]
-    # A session of its own: luigid outlives this command and the terminal (or cron job) it came from.
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    with open(layout.pidfile, "w") as f:
-        f.write(f"{proc.pid}\n")
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            os.remove(layout.pidfile)
-            print(f"bin/scheduler: luigid exited with status {proc.returncode} at start; "
-                  f"{os.path.join(layout.logdir, 'luigid.out')}:\n{log_tail(layout)}", file=sys.stderr)
-            return 1
-        if answers(layout.url, timeout=1.0):
-            say(quiet, f"luigid running: {layout.url} (pid {proc.pid})\n"
-                       f"  state   {layout.state}\n  logs    {layout.logdir}\n"
-                       f"  history {layout.history or 'off ([scheduler] record_task_history = false)'}")
-            return 0
-        time.sleep(0.3)
-    print(f"bin/scheduler: luigid (pid {proc.pid}) did not answer on {layout.url} within {START_TIMEOUT:.0f}s; "
-          f"see {layout.logdir}", file=sys.stderr)
-    return 1
-
-
-def stop(layout: Layout, quiet: bool) -> int:
-    pid = running_pid(layout)
+    pid, why = daemon.start(cmd, lambda: answers(layout.url, timeout=1.0), START_TIMEOUT)
     if not pid:
-        if os.path.exists(layout.pidfile):
-            os.remove(layout.pidfile)
-        say(quiet, "luigid not running")
-        return 0
-    os.kill(pid, signal.SIGTERM)  # luigid writes its state file on SIGTERM, then exits
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
-        if _reap(pid) or _zombie(pid):  # exited (a zombie until its parent, maybe init, collects it)
-            break
-        time.sleep(0.2)
-    if os.path.exists(f"/proc/{pid}") and not _zombie(pid):
-        print(f"bin/scheduler: luigid (pid {pid}) still running {STOP_TIMEOUT:.0f}s after SIGTERM", file=sys.stderr)
-        return 1
-    os.remove(layout.pidfile)
-    say(quiet, f"luigid stopped (pid {pid}); state saved in {layout.state}")
+        return fail("bin/scheduler", why)
+    say(quiet, f"luigid running: {layout.url} (pid {pid})\n"
+               f"  state   {layout.state}\n  logs    {layout.logdir}\n"
+               f"  history {layout.history or 'off ([scheduler] record_task_history = false)'}")
     return 0
 
 
-def _reap(pid: int) -> bool:
-    """Collect the exit of a luigid we started ourselves in this process (tests); False otherwise."""
-    try:
-        return os.waitpid(pid, os.WNOHANG)[0] == pid
-    except ChildProcessError:
-        return False
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z"
-    except OSError:
-        return True
+def stop(layout: Layout, quiet: bool) -> int:
+    # luigid writes its state file on SIGTERM, then exits
+    pid, why = service(layout).stop(STOP_TIMEOUT)
+    if why:
+        return fail("bin/scheduler", why)
+    say(quiet, f"luigid stopped (pid {pid}); state saved in {layout.state}" if pid else "luigid not running")
+    return 0
 
 
 def task_counts(url: str) -> dict[str, int]:
@@ -163,7 +105,7 @@ def task_counts(url: str) -> dict[str, int]:
 
 
 def status(layout: Layout, quiet: bool) -> int:
-    pid = running_pid(layout)
+    pid = service(layout).running_pid()
     if not answers(layout.url):
         say(quiet, f"luigid not answering on {layout.url}" + (f" (pid {pid} alive)" if pid else " (not running)"))
         return 3
@@ -176,11 +118,6 @@ def status(layout: Layout, quiet: bool) -> int:
             pass
         print(f"  state   {layout.state}\n  logs    {layout.logdir}\n  history {layout.history or 'off'}")
     return 0
-
-
-def say(quiet: bool, text: str) -> None:
-    if not quiet:
-        print(text)
 
 
 def main(argv: list[str] | None = None) -> int:

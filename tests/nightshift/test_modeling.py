@@ -67,10 +67,12 @@ def test_a_verified_model_loads_and_a_changed_or_truncated_one_is_refused(traine
     loaded = modeling.load_model(blob, digest, "models/x/model.pkl")
     holdout = data.head(50)
     np.testing.assert_array_equal(modeling.score(loaded, holdout, FEATURES), modeling.score(model, holdout, FEATURES))
+    modeling.verify_model(blob, digest, "models/x/model.pkl")
     flipped = blob[:100] + bytes([blob[100] ^ 1]) + blob[101:]
-    for bad in (blob[: len(blob) // 2], flipped, b""):
-        with pytest.raises(ModelIntegrityError, match="models/x/model.pkl: sha256 .* refusing to load"):
-            modeling.load_model(bad, digest, "models/x/model.pkl")
+    for check in (modeling.load_model, modeling.verify_model):
+        for bad in (blob[: len(blob) // 2], flipped, b""):
+            with pytest.raises(ModelIntegrityError, match="models/x/model.pkl: sha256 .* refusing to load"):
+                check(bad, digest, "models/x/model.pkl")
 
 
 def test_feature_check_names_missing_unexpected_and_retyped_columns():
@@ -125,15 +127,32 @@ def test_a_model_written_by_another_scikit_learn_minor_version_is_refused_naming
     installed = modeling.installed_versions()
     major, minor = installed["scikit-learn"].split(".")[:2]
     recorded = {**installed, "scikit-learn": f"{major}.{int(minor) + 1}.0"}
-    with pytest.raises(ModelIntegrityError, match=rf"scikit-learn {major}\.{int(minor) + 1}\.0, "
-                                                  rf"{re.escape(installed['scikit-learn'])} is installed.*retrain"):
-        modeling.load_model(blob, modeling.sha256(blob), "models/2026-01-05/model.pkl", recorded)
+    for check in (modeling.load_model, modeling.verify_model):
+        with pytest.raises(ModelIntegrityError, match=rf"scikit-learn {major}\.{int(minor) + 1}\.0, "
+                                                      rf"{re.escape(installed['scikit-learn'])} is installed.*retrain"):
+            check(blob, modeling.sha256(blob), "models/2026-01-05/model.pkl", recorded)
     patch_only = {**installed, "scikit-learn": f"{major}.{minor}.999"}
     assert modeling.load_model(blob, modeling.sha256(blob), "model.pkl", patch_only) is not None
+    modeling.verify_model(blob, modeling.sha256(blob), "model.pkl", patch_only)
 
 
 def test_a_model_pickled_before_the_core_package_existed_is_refused_with_the_fix():
     # A pickle naming a module that is gone, as one from before the move to nightshift/ names tasks.modeling.
     blob = b"\x80\x04\x95#\x00\x00\x00\x00\x00\x00\x00\x8c\x0etasks.modeling\x94\x8c\x10derived_features\x94\x93\x94."
-    with pytest.raises(ModelIntegrityError, match=r"module 'tasks(\.modeling)?'.*retrain"):
-        modeling.load_model(blob, modeling.sha256(blob), "models/2026-01-05/model.pkl")
+    for check in (modeling.load_model, modeling.verify_model):
+        with pytest.raises(ModelIntegrityError, match=r"module 'tasks(\.modeling)?'.*retrain"):
+            check(blob, modeling.sha256(blob), "models/2026-01-05/model.pkl")
+
+
+def test_a_model_is_verified_without_importing_scikit_learn(trained, tmp_path):
+    # The driver checks the model file before the executors unpickle it; importing scikit-learn there costs a second.
+    _, model, _ = trained
+    blob = modeling.dump_model(model)
+    path = tmp_path / "model.pkl"
+    path.write_bytes(blob)
+    code = ("import sys; from nightshift import modeling; blob = open(sys.argv[1], 'rb').read(); "
+            "modeling.verify_model(blob, modeling.sha256(blob), 'model.pkl', modeling.installed_versions()); "
+            "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    assert {"sklearn.pipeline", "sklearn.linear_model._logistic", "nightshift.modeling"} <= modeling.referenced_modules(blob)
