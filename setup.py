@@ -10,7 +10,8 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         "luigi>=3.8.1,<4",
-        "pyspark>=4.0,<5",
+        # [connect]: the Spark Connect client, for [spark] master = sc://... (bin/spark-server)
+        "pyspark[connect]>=4.0,<5",
         # PySpark 4.x does not support pandas 3 yet.
         "pandas>=2.2,<3",
         "numpy>=1.26,<3",
@@ -30,6 +31,7 @@ setup(
             "nightshift-approve=tasks.cli.approve:main",
             "nightshift-summary=tasks.cli.summary:main",
             "nightshift-scheduler=tasks.cli.scheduler:main",
+            "nightshift-spark-server=tasks.cli.spark_server:main",
         ],
     },
     extras_require={

@@ -85,6 +85,17 @@ def test_run_daily_starts_the_server_and_its_night_scores_as_a_local_one(ops, sc
         assert any("tasks done" in m for m in seen["messages"]), seen["messages"]
         assert seen["messages"][-1].startswith("done after") and "1 Spark job(s)" in seen["messages"][-1]
 
+        # Luigi's --workers 2 forks a process per task: each opens its own session on the server.
+        for args in (["ClientFeatures", "--date", SCORE_DATE],
+                     ["TransactionDaily", "--date", SCORE_DATE, "--task-date", SCORE_DATE - dt.timedelta(days=1)]):
+            assert ops.run("invalidate", *args, "--downstream").returncode == 0
+        forked = subprocess.run([str(REPO / ".venv" / "bin" / "luigi"), "--module", "tasks", "DailyScoring",
+                                 "--date", str(SCORE_DATE), "--local-scheduler", "--workers", "2"], cwd=REPO,
+                                capture_output=True, text=True, env={**os.environ, "LUIGI_CONFIG_PATH": str(ops.path)},
+                                timeout=600)
+        assert forked.returncode == 0, forked.stderr[-3000:]
+        pd.testing.assert_series_equal(predictions(scored_root), predictions(scored_template), rtol=0, atol=1e-12)
+
         again = ops.run("spark-server", "start")
         assert again.returncode == 0 and "already running" in again.stdout
     finally:

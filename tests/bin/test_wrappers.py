@@ -6,7 +6,7 @@ import pytest
 from tasks import Publish
 from tests.conftest import REPO, SCORE_DATE
 
-COMMANDS = ["status", "invalidate", "approve", "summary", "scheduler"]
+COMMANDS = ["status", "invalidate", "approve", "summary", "scheduler", "spark-server"]
 
 
 def code_lines(path) -> list[str]:
@@ -19,7 +19,7 @@ def test_wrapper_is_thin_and_answers_help(ops, name):
     assert wrapper.read_text().startswith("#!/bin/sh\n")
     lines = code_lines(wrapper)
     assert len(lines) <= 40, lines
-    assert f"-m tasks.cli.{name}" in wrapper.read_text()
+    assert f"-m tasks.cli.{name.replace('-', '_')}" in wrapper.read_text()
     result = ops.run(name, "--help", timeout=120)  # from /, under cron's bare environment
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"usage: bin/{name}")
