@@ -16,7 +16,8 @@ from tasks.errors import ExplainsFailures, ServiceUnavailable
 
 _session = None
 _owner_pid = None
-# Seconds the last session took to start (JVM launch + SparkContext), for logs and the benchmark; None before.
+# Seconds the last session took to start (JVM launch + SparkContext; with Spark Connect, opening the session), for
+# logs and the benchmark; None before.
 startup_seconds = None
 # Sessions inherited from a parent process through fork: kept referenced, never used, never closed.
 # Closing them (or letting py4j's finalisers run) would talk to, or shut down, the parent's JVM.
@@ -116,7 +117,9 @@ def session():
 
     The driver runs in this process (client mode). A JVM is never shared across a fork: a task
     process forked by Luigi (`--workers N`) sees a different pid, forgets the parent's gateway and
-    launches its own JVM (its own Spark application), stopped when that task process exits.
+    launches its own JVM (its own Spark application), stopped when that task process exits. With
+    `[spark] master = sc://...` the session is a Spark Connect client of a long-lived server instead
+    (no JVM here); a forked task process opens a session of its own there.
     """
     global _session, _owner_pid, startup_seconds
     pid = os.getpid()
