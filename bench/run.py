@@ -148,6 +148,23 @@ class ConnectServer:
         subprocess.run([sys.executable, "-m", "tasks.cli.spark_server", "stop", "--quiet"], cwd=REPO, env=self.env)
         return False
 
+    def settle(self, timeout: float = 120.0) -> float:
+        """Wait until the Python workers of earlier sessions have exited, as they have by the next night.
+
+        Spark stops a Python worker after 60 s idle; a night that followed the previous one at once would
+        find them still resident and count their memory. Returns the seconds waited.
+        """
+        started = time.perf_counter()
+        while time.perf_counter() - started < timeout and python_workers(self.pid):
+            time.sleep(1)
+        return time.perf_counter() - started
+
+
+def python_workers(server: int) -> int:
+    """How many Python workers the server has: the children of its Python daemons (the JVM's children)."""
+    children = _children_map()
+    return sum(len(children.get(daemon, [])) for daemon in children.get(server, []))
+
 
 def data_span(backfill_days: int) -> tuple[dt.date, dt.date]:
     """First and last raw day needed: the oldest training snapshot's window .. the last backfill day's D-1."""
@@ -285,6 +302,8 @@ def run_scale(clients: int, backfill_days: int, keep: bool, log, result: dict, s
         result["connect_server_start_seconds"] = round(server.start_seconds, 2)
         log(f"[{clients}] Spark Connect server started in {server.start_seconds:.1f} s")
         for name, args in plan if backfill_days else plan[:2]:
+            if name != "cold":
+                log(f"[{clients}] {name}: waited {server.settle():.0f} s for the server's idle Python workers to exit")
             log(f"[{clients}] {name} ...")
             result[name] = night(env, root, name, *args, server=server)
             if name in ("backfill", "noop"):
