@@ -13,6 +13,7 @@ import pandas as pd
 from nightshift import cleaning
 from nightshift.schema import CLIENT_COLUMNS, CORRUPT_RECORD, KEY
 
+
 class Payload:
     """Bytes handed to executors inside the pickled function, with a broadcast's `.value`."""
 
