@@ -102,28 +102,50 @@ def explain_unreadable_input(task, exc: BaseException) -> BaseException | None:
     return error
 
 
-def _explaining_unreadable_inputs(run):
+def explain_lost_server(task, exc: BaseException) -> BaseException | None:
+    """A ServiceUnavailable for a Spark Connect server that went away while `task` ran (gRPC UNAVAILABLE), or None.
+
+    pyspark raises it as a SparkConnectGrpcException holding gRPC's debug text; checked by name, so that this
+    module never imports pyspark.
+    """
+    if type(exc).__name__ != "SparkConnectGrpcException" or "StatusCode.UNAVAILABLE" not in str(exc):
+        return None
+    address = re.search(r"ipv[46]:((?:[0-9.]+|\[[0-9a-fA-F:]+\]):\d+)", str(exc))
+    details = re.search(r'details = "([^"]+)"', str(exc))
+    return ServiceUnavailable(
+        f"the Spark Connect server{' ' + address.group(1) if address else ''} went away while {task} ran "
+        f"({details.group(1) if details else 'unavailable'}); nothing of the task was kept. "
+        f"See bin/spark-server status and its log, start it (bin/spark-server start) and rerun: the rerun redoes it"
+    )
+
+
+def explain_failure(task, exc: BaseException) -> BaseException | None:
+    """What a user should read instead of `exc`, when there is something better to say; else None."""
+    return explain_lost_server(task, exc) or explain_unreadable_input(task, exc)
+
+
+def _explaining_failures(run):
     if inspect.isgeneratorfunction(run):
         @functools.wraps(run)
         def wrapper(self):
             try:
                 return (yield from run(self))
             except Exception as exc:
-                error = explain_unreadable_input(self, exc)
+                error = explain_failure(self, exc)
                 if error is None:
                     raise
-                raise error from exc
+                raise error from None if isinstance(error, ServiceUnavailable) else exc
     else:
         @functools.wraps(run)
         def wrapper(self):
             try:
                 return run(self)
             except Exception as exc:
-                error = explain_unreadable_input(self, exc)
+                error = explain_failure(self, exc)
                 if error is None:
                     raise
-                raise error from exc
-    wrapper.explains_unreadable_inputs = True
+                raise error from None if isinstance(error, ServiceUnavailable) else exc
+    wrapper.explains_failures = True
     return wrapper
 
 
@@ -133,14 +155,14 @@ class ExplainsFailures:
     The message names file, column, counts and thresholds; a traceback would only bury it in the scheduler's
     web view and in alert mails. Unexpected errors keep Luigi's traceback. A damaged file in an input that
     looks complete (pyarrow or Spark cannot read it) fails as CorruptTargetError naming the file and the
-    bin/invalidate line that rebuilds it.
+    bin/invalidate line that rebuilds it; a Spark Connect server lost mid-task as ServiceUnavailable.
     """
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         run = cls.__dict__.get("run")
-        if run is not None and not getattr(run, "explains_unreadable_inputs", False):
-            cls.run = _explaining_unreadable_inputs(run)
+        if run is not None and not getattr(run, "explains_failures", False):
+            cls.run = _explaining_failures(run)
 
     def on_failure(self, exception):
         if isinstance(exception, NightshiftError):

@@ -161,7 +161,12 @@ def _connect(conf: dict[str, str]):
             f"[spark] master = {url}: no Spark Connect server answers ({exc.strerror or exc})"
             + ("; start it with bin/spark-server start" if local else "")
         ) from None
+    from pyspark.sql.connect.client.retries import DefaultPolicy
+
     spark = SparkSession.builder.remote(conf["spark.master"]).create()
+    # pyspark retries a lost server for 10 minutes; a restart or a blip of the server is over in seconds. After
+    # about 25 s the task fails (tasks.errors turns the gRPC error into ServiceUnavailable) and the rerun redoes it.
+    spark.client.set_retry_policies([DefaultPolicy(max_retries=8, max_backoff=5000)])
     spark.registerProgressHandler(_connect_progress)
     for key, value in session_settings(conf).items():
         spark.conf.set(key, value)

@@ -2,8 +2,10 @@
 import datetime as dt
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pandas as pd
 
@@ -126,3 +128,51 @@ def test_a_settings_typo_in_the_connect_url_is_refused_before_any_work(ops, root
     assert done.returncode != 0
     assert "[spark] master" in done.stdout + done.stderr and "sc://host:port" in done.stdout + done.stderr
 
+
+
+LOST = """
+import sys, time
+from tasks import spark
+
+def slow(batches):
+    for batch in batches:
+        time.sleep(60)
+        yield batch
+
+class Probe(spark.SparkTask):
+    def run(self):
+        session = spark.session()
+        print("started", flush=True)
+        session.range(0, 4, numPartitions=2).mapInPandas(slow, "id long").count()
+
+started = time.monotonic()
+try:
+    Probe().run()
+except Exception as exc:
+    print(f"{time.monotonic() - started:.0f}s {type(exc).__name__}: {exc}", flush=True)
+"""
+
+
+def test_a_server_lost_mid_task_fails_the_task_in_one_line_within_seconds(ops):
+    url = f"sc://127.0.0.1:{free_port()}"
+    ops.set("spark", "master", url)
+    ops.set("spark", "server_master", "local[2]")
+    ops.set("spark", "server_dir", ops.var / "spark-server")
+    started = ops.run("spark-server", "start", timeout=180)
+    assert started.returncode == 0, started.stderr
+    pid = int((ops.var / "spark-server" / "spark-server.pid").read_text())
+    probe = subprocess.Popen([sys.executable, "-c", LOST], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env={**os.environ, "LUIGI_CONFIG_PATH": str(ops.path)})
+    try:
+        assert probe.stdout.readline().strip() == "started"
+        time.sleep(3)  # the job is running on the server
+        os.killpg(pid, signal.SIGKILL)  # the server dies: the JVM and its Python workers
+        # pyspark alone would retry for 10 minutes; the timeout fails a hang.
+        out, err = probe.communicate(timeout=240)
+    finally:
+        probe.kill()
+        ops.run("spark-server", "stop")
+    line = out.strip().splitlines()[-1]
+    assert f"ServiceUnavailable: the Spark Connect server {url[len('sc://'):]} went away" in line, out + err[-2000:]
+    assert "went away while Probe() ran" in line and "bin/spark-server start" in line
+    assert "debug_error_string" not in line
