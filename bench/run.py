@@ -37,6 +37,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from tasks.cli.service import children_map, descendants, rss
+
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 # The page whose results table `make bench` rewrites.
@@ -60,34 +62,9 @@ RUNS = ("cold", "steady", "backfill", "noop", "steady_local")
 
 
 # --- measuring a process tree ---------------------------------------------------------------
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        children.setdefault(ppid, []).append(int(name))
-    return children
-
-
 def tree_rss(pid: int) -> int:
     """Summed resident set size in bytes of `pid` and all its descendants."""
-    children, total, todo = _children_map(), 0, [pid]
-    page = os.sysconf("SC_PAGE_SIZE")
-    while todo:
-        current = todo.pop()
-        todo.extend(children.get(current, []))
-        try:
-            with open(f"/proc/{current}/statm") as fh:
-                total += int(fh.read().split()[1]) * page
-        except OSError:
-            pass
-    return total
+    return sum(rss(p) for p in (pid, *descendants(pid)))
 
 
 def measure(cmd: list[str], env: dict, interval: float = 0.2, also: tuple[int, ...] = ()) -> dict:
@@ -162,7 +139,7 @@ class ConnectServer:
 
 def python_workers(server: int) -> int:
     """How many Python workers the server has: the children of its Python daemons (the JVM's children)."""
-    children = _children_map()
+    children = children_map()
     return sum(len(children.get(daemon, [])) for daemon in children.get(server, []))
 
 

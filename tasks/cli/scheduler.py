@@ -63,22 +63,17 @@ def service(layout: Layout) -> Service:
 
 
 def start(layout: Layout, quiet: bool) -> int:
-    daemon = service(layout)
-    pid = daemon.running_pid()
-    if pid:
-        say(quiet, f"luigid already running: {layout.url} (pid {pid})")
-        return 0
-    if answers(layout.url):
-        return fail("bin/scheduler", f"something already answers on {layout.url} but {layout.pidfile} does not "
-                                     f"name it; not starting a second scheduler")
     os.makedirs(layout.logdir, exist_ok=True)
     if layout.history.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(os.path.abspath(layout.history[len("sqlite:///"):])) or ".", exist_ok=True)
     cmd = [luigid_command(), "--address", HOST, "--port", str(layout.port),
            "--state-path", layout.state, "--logdir", layout.logdir]
-    pid, why = daemon.start(cmd, lambda: answers(layout.url, timeout=1.0), START_TIMEOUT)
+    pid, why = service(layout).start(cmd, lambda: answers(layout.url, timeout=1.0), START_TIMEOUT)
     if not pid:
-        return fail("bin/scheduler", why)
+        return fail("bin/scheduler", f"{layout.url}: {why}")
+    if why:
+        say(quiet, f"luigid {why}: {layout.url} (pid {pid})")
+        return 0
     say(quiet, f"luigid running: {layout.url} (pid {pid})\n"
                f"  state   {layout.state}\n  logs    {layout.logdir}\n"
                f"  history {layout.history or 'off ([scheduler] record_task_history = false)'}")

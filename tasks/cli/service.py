@@ -38,9 +38,16 @@ class Service:
               cwd: str | None = None) -> tuple[int | None, str]:
         """Start `cmd` detached, its output appended to the log; wait until `ready()`.
 
-        Returns (pid, "") once it answers, else (None, why) with the log's tail; a process that never
-        answered is stopped, so a failed start leaves nothing running.
+        Returns (pid, "already running") when the pid file names a live one, (pid, "") once a new one answers,
+        else (None, why): something else answers in its place, or it exited or never answered (with the log's
+        tail; a process that never answered is stopped, so a failed start leaves nothing running).
         """
+        pid = self.running_pid()
+        if pid:
+            return pid, "already running"
+        if ready():
+            return None, (f"something already answers where {self.name} would, but {self.pidfile} does not name "
+                          f"it; not starting a second one")
         os.makedirs(os.path.dirname(self.pidfile), exist_ok=True)
         os.makedirs(os.path.dirname(self.logfile), exist_ok=True)
         with open(self.logfile, "ab") as out:
@@ -82,6 +89,39 @@ class Service:
             _signal(pid, signal.SIGKILL, group)  # what it forked and left behind
         os.remove(self.pidfile)
         return pid, ""
+
+
+def children_map() -> dict[int, list[int]]:
+    """Every process's children, by parent pid, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(name))
+    return children
+
+
+def descendants(pid: int, children: dict[int, list[int]] | None = None) -> list[int]:
+    """The pids of `pid`'s children, their children, and so on."""
+    children = children_map() if children is None else children
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def rss(pid: int) -> int:
+    """Resident set size of `pid` in bytes (0 once it has exited)."""
+    try:
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 0
 
 
 def _signal(pid: int, sig: int, group: bool) -> None:

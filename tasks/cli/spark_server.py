@@ -22,7 +22,7 @@ import socket
 import sys
 
 from tasks import config
-from tasks.cli.service import Service, fail, say
+from tasks.cli.service import Service, descendants, fail, rss, say
 from tasks.spark import CONNECT_PORT, connect_address, is_connect, settings
 
 HOST = "127.0.0.1"
@@ -86,43 +86,26 @@ def answers(port: int, timeout: float = 1.0) -> bool:
 
 def python_processes(pid: int) -> tuple[int, int]:
     """How many Python processes the server has forked (daemons and workers) and their summed RSS in bytes."""
-    children: dict[int, list[int]] = {}
-    for name in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{name}/stat") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(name))
-    count = rss = 0
-    todo = list(children.get(pid, []))
-    while todo:
-        child = todo.pop()
-        todo.extend(children.get(child, []))
+    count = total = 0
+    for child in descendants(pid):
         try:
             with open(f"/proc/{child}/cmdline", "rb") as fh:
                 if b"pyspark" not in fh.read():
                     continue
-            with open(f"/proc/{child}/statm") as fh:
-                rss += int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-            count += 1
-        except (OSError, ValueError):
+        except OSError:
             continue
-    return count, rss
+        count, total = count + 1, total + rss(child)
+    return count, total
 
 
 def start(layout: Layout, quiet: bool) -> int:
-    pid = layout.service.running_pid()
-    if pid:
-        say(quiet, f"Spark Connect server already running: {layout.url} (pid {pid})")
-        return 0
-    if answers(layout.port):
-        return fail("bin/spark-server", f"something already listens on {HOST}:{layout.port} but "
-                                        f"{layout.service.pidfile} does not name it; not starting a second server")
     cmd, env = command(layout.port)
     pid, why = layout.service.start(cmd, lambda: answers(layout.port), START_TIMEOUT, env=env)
     if not pid:
-        return fail("bin/spark-server", why)
+        return fail("bin/spark-server", f"{layout.url}: {why}")
+    if why:
+        say(quiet, f"Spark Connect server {why}: {layout.url} (pid {pid})")
+        return 0
     say(quiet, f"Spark Connect server running: {layout.url} (pid {pid})\n  log     {layout.service.logfile}\n"
                f"  use it  [spark] master = {layout.url}")
     return 0
