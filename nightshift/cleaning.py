@@ -92,7 +92,7 @@ SEX_REASONS = ("missing", "unrecognised")
 AGE_REASONS = ("missing", "not an integer", "out of bounds")
 CLIENT_ID_REASONS = ("missing", "not an integer", "not positive", "out of range")
 OUT_OF_BOUNDS = "out of bounds"
-# Row-level reasons, found before any column is parsed (see explain_unreadable).
+# Row-level reasons, given before any column's own (tasks/features.py: clean_client_snapshot).
 UNDECODABLE = "encoding: undecodable bytes"
 MALFORMED_ROW = "row: wrong number of fields"
 REPLACEMENT_CHARACTER = "\ufffd"
@@ -313,21 +313,45 @@ def _parse_remembered(column: str, text: str | None, low: int, high: int) -> tup
         return None, f"{column}: {exc}"
 
 
-def _parse_distinct(values: np.ndarray, column: str, low: int = 0, high: int = 0) -> tuple[list, list, np.ndarray]:
+def parse_values(column: str, values, *, salary_min: float = 0.0, salary_max: float = float("inf"), age_min: int = 0,
+                 age_max: int = 0) -> tuple[list, list]:
+    """Read each text of `values` (None where missing) of the snapshot's `column`: (results, reasons), one per value.
+
+    A result is the typed value (the salary in roubles a month, the age, 1/0 for male/female, the client id) or None;
+    a reason is None for an accepted value, else "column: why", e.g. "salary: out of bounds" for a salary outside
+    [salary_min, salary_max] (a blank salary is accepted as None). `clean_clients` and the Spark stage, which parses
+    each distinct text of a snapshot once on the driver, both read the values through here.
+    """
+    results, reasons = [], []
+    for value in values:
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"column {column!r} must hold strings, found {type(value).__name__} {value!r}")
+        if column == "client_id":
+            result = _read_client_id(value)
+            result, reason = (result, None) if result > 0 else (None, f"client_id: {_client_id_reason(value)}")
+        else:
+            result, reason = _parse_remembered(column, value, age_min, age_max)
+        if column == "salary" and result is not None and not salary_min <= result <= salary_max:
+            result, reason = None, f"salary: {OUT_OF_BOUNDS}"
+        results.append(result)
+        reasons.append(reason)
+    return results, reasons
+
+
+def _parse_distinct(values: np.ndarray, column: str, **bounds) -> tuple[list, list, np.ndarray]:
     """Parse each distinct value once: (results, reasons) per distinct value, with the missing value's last, and codes.
 
     Indexing a per-distinct list with the codes gives the per-row result; pandas codes a missing value as -1, which
     is exactly the last slot, where the parse of None sits.
     """
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    results, reasons = [], []
-    for value in [*uniques, None]:
-        if value is not None and not isinstance(value, str):
-            raise TypeError(f"column {column!r} must hold strings, found {type(value).__name__} {value!r}")
-        result, reason = _parse_remembered(column, value, low, high)
-        results.append(result)
-        reasons.append(reason)
+    results, reasons = parse_values(column, [*uniques, None], **bounds)
     return results, reasons, codes
+
+
+# Client ids the Spark stage reads as the integer they spell, without the parser: 1 to 18 ASCII digits (int64 holds
+# them all). Zero is not among them: `parse_values` says why it is refused.
+PLAIN_CLIENT_ID = "^[0-9]{1,18}$"
 
 
 def _read_client_id(text: str | None) -> int:
@@ -408,18 +432,15 @@ def clean_clients(
 
     client_id, id_reason = _clean_client_id(originals["client_id"])
 
+    bounds = dict(salary_min=salary_min, salary_max=salary_max, age_min=age_min, age_max=age_max)
     sexes, sex_reasons, sex_codes = _parse_distinct(originals["sex"], "sex")
     is_male = _int64_array(sexes, sex_codes)
 
-    ages, age_reasons, age_codes = _parse_distinct(originals["age"], "age", low=age_min, high=age_max)
+    ages, age_reasons, age_codes = _parse_distinct(originals["age"], "age", **bounds)
     age = _int64_array(ages, age_codes)
 
-    salaries, salary_reasons, salary_codes = _parse_distinct(originals["salary"], "salary")
-    per_value = np.array([np.nan if s is None else s for s in salaries], dtype=np.float64)
-    out = ~np.isnan(per_value) & ((per_value < salary_min) | (per_value > salary_max))
-    per_value[out] = np.nan
-    salary_reasons = [f"salary: {OUT_OF_BOUNDS}" if o else r for o, r in zip(out, salary_reasons)]
-    salary = per_value[salary_codes]
+    salaries, salary_reasons, salary_codes = _parse_distinct(originals["salary"], "salary", **bounds)
+    salary = np.array([np.nan if s is None else s for s in salaries], dtype=np.float64)[salary_codes]
 
     # Later assignments win, so go from the last column to the first.
     reason = np.full(len(raw), None, dtype=object)
@@ -442,12 +463,12 @@ def clean_clients(
     )
 
 
-def _is_utf8(encoding: str) -> bool:
+def is_utf8(encoding: str) -> bool:
     return encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig")
 
 
 @functools.lru_cache(maxsize=1 << 12)
-def _utf8_misread(text: str, encoding: str) -> bool:
+def utf8_misread(text: str, encoding: str) -> bool:
     """True when `text` is UTF-8 bytes decoded as `encoding` ("Рњ" for "М" under cp1251)."""
     if text.isascii():
         return False
@@ -460,33 +481,6 @@ def _utf8_misread(text: str, encoding: str) -> bool:
 def misread_reason(encoding: str) -> str:
     """The reason given to a row that is UTF-8 text read as the single-byte `encoding`."""
     return f"encoding: utf-8 text read as {encoding}"
-
-
-def explain_unreadable(raw: pd.DataFrame, malformed: pd.Series, encoding: str) -> np.ndarray:
-    """Why each row of a raw CSV batch cannot be trusted as text at all: None where it can.
-
-    `raw` holds the CSV's columns as strings, `malformed` the whole CSV line where the reader found a field count
-    different from the header's (else missing). A row whose text holds U+FFFD, which Spark puts in place of bytes
-    that are not valid in the configured `encoding`, gets UNDECODABLE; a row holding UTF-8 text decoded as a
-    single-byte `encoding` (the file is UTF-8 but `[raw] encoding` says e.g. cp1251) gets `misread_reason(encoding)`;
-    a malformed line gets MALFORMED_ROW. In that order of precedence, and before any column's own reason: the
-    columns of such a row are not what the branch typed.
-    """
-    reason = np.full(len(raw), None, dtype=object)
-    columns = [raw[name].astype(object) for name in raw.columns] + [malformed.astype(object)]
-    reason[malformed.notna().to_numpy()] = MALFORMED_ROW
-    if not _is_utf8(encoding):
-        misread = np.zeros(len(raw), dtype=bool)
-        for column in columns:
-            codes, uniques = pd.factorize(column, use_na_sentinel=True)
-            hit = np.array([isinstance(v, str) and _utf8_misread(v, encoding) for v in uniques] + [False])
-            misread |= hit[codes]
-        reason[misread] = misread_reason(encoding)
-    undecodable = np.zeros(len(raw), dtype=bool)
-    for column in columns:
-        undecodable |= column.str.contains(REPLACEMENT_CHARACTER, regex=False, na=False).to_numpy(dtype=bool)
-    reason[undecodable] = UNDECODABLE
-    return reason
 
 
 from nightshift.schema import KEY, LABEL, LABEL_COLUMNS  # noqa: E402

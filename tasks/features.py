@@ -19,7 +19,8 @@ import luigi
 
 from nightshift.dates import DAY, window_dates
 from nightshift.schema import (
-    CLIENT_COLUMNS, CLIENTS_FILE, CORRUPT_RECORD, DAILY_AGGREGATES, QUARANTINE_COUNTS, RISKY_CATEGORIES, SHORT_WINDOW_DAYS,
+    CLIENT_COLUMNS, CLIENTS_FILE, CORRUPT_RECORD, DAILY_AGGREGATES, KEY, QUARANTINE_COUNTS, RISKY_CATEGORIES,
+    SHORT_WINDOW_DAYS,
     TRANSACTION_SCHEMA, window_feature_names,
 )
 from targets import fs
@@ -34,14 +35,6 @@ logger = logging.getLogger("luigi-interface")
 
 _HEADER_BYTES = 1 << 16
 _OTHER_DELIMITERS = (";", "\t", "|")
-
-# What clean_client_batches yields, as Spark's DDL.
-_CLEANED_SCHEMA = ", ".join(
-    ["client_id bigint", "is_male bigint", "age bigint", "salary_rub_month double", "reason string"]
-    + [f"raw_{name} string" for name in CLIENT_COLUMNS]
-    + ["raw_line string"]
-)
-
 
 def read_csv_header(uri: str, encoding: str) -> list[str]:
     """The column names of a client CSV drop, read from its first line; SchemaError when they are not the contract's.
@@ -111,21 +104,99 @@ def read_clients_csv(spark, uri: str, encoding: str):
     return frame.select(*CLIENT_COLUMNS, CORRUPT_RECORD)
 
 
-def clean_client_snapshot(raw, cfg: config.raw):
-    """Parse every row (pure pandas parsers per batch, on the executors) and reject all copies of a duplicated
-    client_id."""
+# The typed columns of a cleaned snapshot: Spark type of each parsed value.
+_PARSED_TYPES = {KEY: "bigint", "sex": "bigint", "age": "bigint", "salary": "double"}
+
+
+def _distinct_texts(raw, encoding: str) -> dict[str, list[str]]:
+    """The texts the driver must parse, per column, in one pass: every distinct sex, age and salary; the client
+    ids that are not plain digits; and, under a single-byte encoding, the malformed lines (for the misread check).
+    """
     from pyspark.sql import functions as F
-    from pyspark.sql.window import Window
 
-    from nightshift import executors
+    from nightshift.cleaning import PLAIN_CLIENT_ID, is_utf8
 
-    clean = functools.partial(executors.clean_client_batches, salary_min=cfg.salary_min, salary_max=cfg.salary_max,
-                              age_min=cfg.age_min, age_max=cfg.age_max, encoding=cfg.encoding)
-    cleaned = raw.mapInPandas(clean, _CLEANED_SCHEMA)
-    copies = F.count(F.lit(1)).over(Window.partitionBy("client_id"))
-    duplicated = F.col("client_id").isNotNull() & (copies > 1)
-    return cleaned.withColumn(
-        "reason", F.when(F.col("reason").isNull() & duplicated, F.lit("client_id: duplicate")).otherwise(F.col("reason"))
+    wanted = [F.struct(F.lit(name).alias("column"), F.col(name).alias("text")) for name in CLIENT_COLUMNS]
+    if not is_utf8(encoding):
+        wanted.append(F.struct(F.lit(CORRUPT_RECORD).alias("column"), F.col(CORRUPT_RECORD).alias("text")))
+    pairs = raw.select(F.explode(F.array(*wanted)).alias("pair")).select("pair.*")
+    plain = F.col("text").rlike(PLAIN_CLIENT_ID) & (F.col("text").try_cast("bigint") != 0)
+    pairs = pairs.where(F.col("text").isNotNull() & ~((F.col("column") == KEY) & plain))
+    texts = {name: [] for name in (*CLIENT_COLUMNS, CORRUPT_RECORD)}
+    for row in pairs.distinct().collect():
+        texts[row["column"]].append(row["text"])
+    return texts
+
+
+def clean_client_snapshot(spark, raw, cfg: config.raw):
+    """Typed columns (client_id, is_male, age, salary_rub_month), `reason` (null for a valid row), the raw values
+    (raw_client_id, ...) and `raw_line` (the whole line of a malformed row) of every row of the snapshot.
+
+    Each distinct text is parsed once, on the driver, by nightshift.cleaning (a snapshot of a million clients holds
+    a few thousand distinct salaries, a handful of sexes and ages); the rows are then joined to the answers, so no
+    Python runs per row. A row's reason is the first of: undecodable bytes (U+FFFD, which Spark puts in place of
+    bytes invalid in `[raw] encoding`), UTF-8 text read as a single-byte encoding, a wrong number of fields, then
+    each column's own reason in column order (client_id, sex, age, salary). Duplicates are `flag_duplicates`'.
+    """
+    from pyspark.sql import functions as F
+
+    from nightshift.cleaning import (
+        MALFORMED_ROW, PLAIN_CLIENT_ID, REPLACEMENT_CHARACTER, UNDECODABLE, misread_reason, parse_values, utf8_misread,
+    )
+
+    bounds = dict(salary_min=cfg.salary_min, salary_max=cfg.salary_max, age_min=cfg.age_min, age_max=cfg.age_max)
+    texts = _distinct_texts(raw, cfg.encoding)
+    frame = raw
+    misread, typed, reasons = [], {}, []
+    for name in CLIENT_COLUMNS:
+        results, why = parse_values(name, [*texts[name], None], **bounds)
+        (missing_result, missing_reason), results, why = (results[-1], why[-1]), results[:-1], why[:-1]
+        answers = spark.createDataFrame(
+            [(text, result, reason, utf8_misread(text, cfg.encoding))
+             for text, result, reason in zip(texts[name], results, why)],
+            f"_text string, _{name} {_PARSED_TYPES[name]}, _{name}_reason string, _{name}_misread boolean",
+        )
+        frame = frame.join(F.broadcast(answers), F.col(name) == F.col("_text"), "left").drop("_text")
+        value, reason = F.col(f"_{name}"), F.col(f"_{name}_reason")
+        if name == KEY:  # plain digits are read here; the parser answered for every other id
+            plain = F.col(KEY).rlike(PLAIN_CLIENT_ID) & (F.col(KEY).try_cast("bigint") != 0)
+            value = F.when(plain, F.col(KEY).try_cast("bigint")).otherwise(value)
+        missing = F.col(name).isNull()
+        typed[name] = F.when(missing, F.lit(missing_result).cast(_PARSED_TYPES[name])).otherwise(value)
+        reasons.append(F.when(missing, F.lit(missing_reason)).otherwise(reason))
+        misread.append(F.coalesce(F.col(f"_{name}_misread"), F.lit(False)))
+    lines = [line for line in texts[CORRUPT_RECORD] if utf8_misread(line, cfg.encoding)]
+    misread.append(F.col(CORRUPT_RECORD).isin(*lines) if lines else F.lit(False))
+    undecodable = [F.coalesce(F.col(name).contains(REPLACEMENT_CHARACTER), F.lit(False))
+                   for name in (*CLIENT_COLUMNS, CORRUPT_RECORD)]
+    reason = F.coalesce(
+        F.when(functools.reduce(lambda a, b: a | b, undecodable), F.lit(UNDECODABLE)),
+        F.when(functools.reduce(lambda a, b: a | b, misread), F.lit(misread_reason(cfg.encoding))),
+        F.when(F.col(CORRUPT_RECORD).isNotNull(), F.lit(MALFORMED_ROW)),
+        *reasons,
+    )
+    cleaned = frame.select(
+        typed[KEY].alias(KEY), typed["sex"].alias("is_male"), typed["age"].alias("age"),
+        typed["salary"].alias("salary_rub_month"), reason.alias("reason"),
+        *[F.col(name).alias(f"raw_{name}") for name in CLIENT_COLUMNS], F.col(CORRUPT_RECORD).alias("raw_line"),
+    )
+    return cleaned
+
+
+def flag_duplicates(spark, cleaned):
+    """Reject every copy of a client_id that appears more than once ("client_id: duplicate", unless the row already
+    has a reason). The repeated ids are found by aggregating the ids alone and collected (usually none), so the
+    wide rows are never shuffled."""
+    from pyspark.sql import functions as F
+
+    repeated = cleaned.where(F.col(KEY).isNotNull()).groupBy(KEY).count().where(F.col("count") > 1).select(KEY)
+    ids = [row[KEY] for row in repeated.collect()]
+    if not ids:
+        return cleaned
+    marks = spark.createDataFrame([(i, True) for i in ids], f"{KEY} bigint, _repeated boolean")
+    return cleaned.join(F.broadcast(marks), KEY, "left").select(
+        *[F.when(F.col("reason").isNull() & F.col("_repeated"), F.lit("client_id: duplicate")).otherwise(F.col("reason"))
+          .alias("reason") if name == "reason" else name for name in cleaned.columns]
     )
 
 
@@ -207,16 +278,17 @@ class ClientFeatures(Recorded, SparkTask):
         cfg = config.raw()
         max_rate = config.validate().max_quarantine_rate
         source = self.input().file(CLIENTS_FILE)
-        cleaned = clean_client_snapshot(read_clients_csv(spark, source, cfg.encoding), cfg).cache()
-        total, counts = _reason_counts(cleaned)
+        cleaned = clean_client_snapshot(spark, read_clients_csv(spark, source, cfg.encoding), cfg).cache()
+        flagged = flag_duplicates(spark, cleaned)
+        total, counts = _reason_counts(flagged)
         check_readable(source, total, counts, max_rate, cfg.encoding)
         check_drop_volume("clients", self.date - DAY, total, source)
-        rejected = cleaned.where(F.col("reason").isNotNull()).select(
+        rejected = flagged.where(F.col("reason").isNotNull()).select(
             *[F.col(f"raw_{name}").alias(name) for name in CLIENT_COLUMNS], "reason", F.col("raw_line").alias("line")
         )
         write_quarantine(self.quarantine(), rejected, source, total, counts, self.manifest())
         check_quarantine_rate(source, total, counts, max_rate, self.quarantine().uri)
-        valid = cleaned.where(F.col("reason").isNull()).select(
+        valid = flagged.where(F.col("reason").isNull()).select(
             "client_id", F.col("is_male").cast("int"), F.col("age").cast("int"), "salary_rub_month"
         )
         with self.output().temporary_path(self.manifest()) as tmp:

@@ -422,29 +422,30 @@ def test_clean_clients_agrees_with_the_scalar_parsers_row_by_row(rows):
             assert row["age"] is pd.NA
 
 
-def test_explain_unreadable_names_undecodable_misread_and_malformed_rows():
-    from nightshift.cleaning import MALFORMED_ROW, UNDECODABLE, explain_unreadable, misread_reason
+def test_utf8_misread_spots_utf8_text_decoded_as_a_single_byte_encoding():
+    from nightshift.cleaning import misread_reason, utf8_misread
 
-    raw = pd.DataFrame({
-        "client_id": ["1", "2", "3", "4", "5", "6"],
-        "sex": ["М", "\ufffd", "Рњ", "M", "Ж", "\ufffd"],
-        "age": ["35", "35", "35", "35", "35", "35"],
-        "salary": ["45 000 р/мес", "", None, "45000", "1", "1"],
-    })
-    line = pd.Series([None, None, None, None, "5,Ж,35,1,2 млн р/год", "6,\ufffd,35,1,2"], dtype=object)
-
-    assert list(explain_unreadable(raw, line, "utf-8")) == [None, UNDECODABLE, None, None, MALFORMED_ROW, UNDECODABLE]
     # "Рњ" is what the UTF-8 bytes of "М" look like in cp1251; "М" itself is plain cp1251 text.
-    assert list(explain_unreadable(raw, line, "cp1251")) == [
-        None, UNDECODABLE, misread_reason("cp1251"), None, MALFORMED_ROW, UNDECODABLE]
+    assert utf8_misread("Рњ", "cp1251") and utf8_misread("45 000 СЂ/РјРµСЃ", "cp1251")
+    assert not utf8_misread("М", "cp1251") and not utf8_misread("45000", "cp1251")
     assert misread_reason("cp1251") == "encoding: utf-8 text read as cp1251"
 
 
-def test_explain_unreadable_on_an_empty_batch():
-    from nightshift.cleaning import explain_unreadable
+def test_parse_values_gives_each_text_its_value_or_its_reason():
+    from nightshift.cleaning import parse_values
 
-    raw = pd.DataFrame({name: pd.Series([], dtype=object) for name in CLIENT_COLUMNS})
-    assert len(explain_unreadable(raw, pd.Series([], dtype=object), "cp1251")) == 0
+    bounds = dict(salary_min=1000.0, salary_max=1e6, age_min=18, age_max=99)
+    assert parse_values("salary", ["45к", "300 к/сек", "", None, "по договорённости"], **bounds) == (
+        [45_000.0, None, None, None, None],
+        [None, "salary: out of bounds", None, None, "salary: unparseable"])
+    assert parse_values("client_id", [" +7", "0", "-3", "1e3", None, "99999999999999999999"], **bounds) == (
+        [7, None, None, None, None, None],
+        [None, "client_id: not positive", "client_id: not positive", "client_id: not an integer",
+         "client_id: missing", "client_id: out of range"])
+    assert parse_values("age", ["35.0", "100", None], **bounds) == (
+        [35, None, None], [None, "age: out of bounds", "age: missing"])
+    with pytest.raises(TypeError, match="must hold strings"):
+        parse_values("sex", [1], **bounds)
 
 
 def test_the_sample_data_bad_rows_are_exactly_what_the_parsers_reject_and_stay_under_the_gate(tmp_path):

@@ -203,6 +203,35 @@ def test_bad_rows_are_quarantined_with_their_values_and_reason_and_counted(root,
     assert target("quarantine/clients").read_file(QUARANTINE_COUNTS)
 
 
+def test_a_row_gets_the_first_of_its_reasons_row_level_faults_before_any_column(root):
+    # (raw bytes of a line, the reason it must get): undecodable bytes, then a wrong field count, then the columns
+    # in order client_id, sex, age, salary; a duplicate only where nothing else is wrong.
+    rows = [
+        (b"1101,\xff,35,45 000", "encoding: undecodable bytes"),
+        (b"1102,\xff,35,45 000,extra", "encoding: undecodable bytes"),
+        (b"abc,X,7,45 000,extra", "row: wrong number of fields"),
+        (b"abc,X,7,300 \xd0\xba/\xd1\x81\xd0\xb5\xd0\xba", "client_id: not an integer"),
+        (b"0,X,7,45 000", "client_id: not positive"),
+        (b"1103,X,7,300 \xd0\xba/\xd1\x81\xd0\xb5\xd0\xba", "sex: unrecognised"),
+        (b"1104,M,7,300 \xd0\xba/\xd1\x81\xd0\xb5\xd0\xba", "age: out of bounds"),
+        (b"1105,M,35,300 \xd0\xba/\xd1\x81\xd0\xb5\xd0\xba", "salary: out of bounds"),
+        (b"1106,M,35,45 000", "client_id: duplicate"),
+        (b"+1106,M,35,45 000", "client_id: duplicate"),   # the same id, spelt otherwise
+        (b"1107,M,35,45 000", "client_id: duplicate"),
+        (b"1107,X,35,45 000", "sex: unrecognised"),       # its own reason first, but it still makes 1107 repeated
+    ]
+    filler = "".join(f"{5000 + i},F,30,50 000\n" for i in range(300)).encode()
+    write_clients(root, HEADER.encode() + b"\n" + b"\n".join(line for line, _ in rows) + b"\n" + filler)
+
+    result = build(ClientFeatures(date=SCORE_DATE))
+
+    assert families(result["completed"]) == ["ClientFeatures"], result["failed"]
+    quarantined = target("quarantine/clients").read_pandas()
+    assert sorted(quarantined.reason) == sorted(reason for _, reason in rows)
+    valid = target("features/clients").read_pandas()
+    assert len(valid) == 300 and not {1106, 1107} & set(valid.client_id)
+
+
 def test_a_snapshot_above_the_quarantine_rate_fails_with_counts_per_reason_and_nothing_downstream(
     root, failures, caplog
 ):

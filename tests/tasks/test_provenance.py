@@ -51,7 +51,7 @@ def test_the_recipe_follows_the_core_functions_a_task_calls_and_nothing_unrelate
     assert not any(part.startswith(("nightshift.metrics", "nightshift.modeling", "tasks.spark", "tasks.config"))
                    for part in daily)
     clients = Recipes().parts([("tasks.features", "ClientFeatures")])
-    assert {"nightshift.executors.clean_client_batches", "nightshift.cleaning.parse_salary"} <= set(clients)
+    assert {"nightshift.cleaning.parse_values", "nightshift.cleaning.parse_salary"} <= set(clients)
     metrics = module_source("nightshift.metrics")
     edited = metrics.replace("np.clip(scores, 0.0, 1.0)", "np.clip(scores, 0.0, 1.0 - 1e-12)")
     assert edited != metrics
