@@ -338,6 +338,7 @@ def temporary_dir(uri: str) -> Iterator[str]:
         move(tmp, uri)
     except BaseException as exc:
         delete(tmp)
-        if is_disk_full(exc) and not isinstance(exc, DiskFullError):
+        # One naming a file inside the hidden folder (its manifest, say) is about this target, so it names `uri`.
+        if is_disk_full(exc) and (not isinstance(exc, DiskFullError) or tmp in str(exc)):
             raise disk_full(uri, exc) from exc
         raise

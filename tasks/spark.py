@@ -143,7 +143,8 @@ def session():
         atexit.register(stop)
     # A Luigi task process (multiprocessing, fork) exits without atexit handlers but runs these.
     multiprocessing.util.Finalize(None, stop, exitpriority=10)
-    warm_python_workers(_session)
+    if multiprocessing.parent_process() is None:  # not in a forked task process, which runs one task and exits
+        warm_python_workers(_session)
     return _session
 
 
