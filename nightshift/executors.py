@@ -18,22 +18,6 @@ class Payload:
         self.value = value
 
 
-# What scoring imports on a fresh Python worker beyond pandas: the modules of build_model's pipeline.
-SCORING_MODULES = ("nightshift.modeling", "sklearn.compose", "sklearn.impute", "sklearn.linear_model", "sklearn.pipeline",
-                   "sklearn.preprocessing")
-
-
-def warm_up(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """Import what scoring needs and yield nothing: run early, it readies the Python workers scoring reuses later."""
-    import importlib
-
-    for name in SCORING_MODULES:
-        importlib.import_module(name)
-    for _ in batches:
-        pass
-    yield from ()
-
-
 # The model a reused Python worker has already unpickled, keyed by its sha256: one load per worker, not per batch.
 _models: dict[str, object] = {}
 

@@ -2,7 +2,6 @@
 import atexit
 import functools
 import inspect
-import logging
 import multiprocessing.util
 import os
 import sys
@@ -14,8 +13,6 @@ import luigi
 from targets import fs
 from tasks import config
 from tasks.errors import ExplainsFailures, ServiceUnavailable
-
-logger = logging.getLogger("luigi-interface")
 
 _session = None
 _owner_pid = None
@@ -81,8 +78,6 @@ class _ConnectProgress:
         self.stages: list = []
 
     def __call__(self, stages, inflight_tasks, operation_id, done):
-        if threading.current_thread().name == _WARM_UP_THREAD:
-            return
         if operation_id:
             self.operations.add(operation_id)
         self.stages = [] if done else [stage for stage in stages or () if not stage.done]
@@ -143,34 +138,7 @@ def session():
         atexit.register(stop)
     # A Luigi task process (multiprocessing, fork) exits without atexit handlers but runs these.
     multiprocessing.util.Finalize(None, stop, exitpriority=10)
-    if multiprocessing.parent_process() is None:  # not in a forked task process, which runs one task and exits
-        warm_python_workers(_session)
     return _session
-
-
-_WARM_UP_THREAD = "spark-python-warm-up"
-
-
-def warm_python_workers(spark) -> threading.Thread:
-    """Start a Python worker per core and import scoring's libraries there, in the background, while the night's
-    first tasks run on the JVM: Spark reuses idle workers, so scoring finds them ready (a second or two of imports
-    off the critical path). Best effort: a failure only means scoring starts its own workers, as it would anyway.
-    """
-    from nightshift import executors
-
-    def run():
-        try:
-            cores = os.cpu_count() or 2
-            if not _is_connect_session(spark):
-                spark.sparkContext.setJobGroup(_WARM_UP_THREAD, "import scoring's libraries on the Python workers")
-            warm = spark.range(0, cores, 1, cores).mapInPandas(executors.warm_up, "id long")
-            warm.write.format("noop").mode("overwrite").save()
-        except Exception as exc:  # a stopped session, a lost server: scoring will say so if it matters
-            logger.debug("warming the Python workers failed: %s", exc)
-
-    thread = threading.Thread(target=run, name=_WARM_UP_THREAD, daemon=True)
-    thread.start()
-    return thread
 
 
 def _connect(conf: dict[str, str]):

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+from nightshift import metrics
 from nightshift.metrics import histogram, population_stability_index, quantile_edges
 
 
@@ -92,3 +93,16 @@ def test_realized_performance_matches_sklearn_and_judges_against_the_holdout_auc
     assert one_class["auc"] is None and one_class["verdict"] == "ok" and "AUC is undefined" in one_class["notes"][0]
     with pytest.raises(ValueError):
         realized_performance(y[:3], p[:4], 0.7, 0.05, 0.0)
+
+
+def test_auc_and_brier_equal_scikit_learns_with_and_without_ties():
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    rng = np.random.default_rng(3)
+    for n, decimals in ((7, 1), (5000, 2), (5000, 12)):  # few distinct scores (many ties), then almost none
+        y = rng.integers(0, 2, n)
+        p = np.round(rng.random(n), decimals)
+        assert metrics.auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+        assert metrics.brier(y, p) == pytest.approx(brier_score_loss(y, p), abs=1e-15)
+    assert metrics.auc([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4]) == 1.0
+    assert metrics.auc([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5]) == 0.5
