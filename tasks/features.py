@@ -104,10 +104,6 @@ def read_clients_csv(spark, uri: str, encoding: str):
     return frame.select(*CLIENT_COLUMNS, CORRUPT_RECORD)
 
 
-# The typed columns of a cleaned snapshot: Spark type of each parsed value.
-_PARSED_TYPES = {KEY: "bigint", "sex": "bigint", "age": "bigint", "salary": "double"}
-
-
 def _distinct_texts(raw, encoding: str) -> dict[str, list[str]]:
     """The texts the driver must parse, per column, in one pass: every distinct sex, age and salary; the client
     ids that are not plain digits; and, under a single-byte encoding, the malformed lines (for the misread check).
@@ -139,22 +135,27 @@ def clean_client_snapshot(spark, raw, cfg: config.raw):
     each column's own reason in column order (client_id, sex, age, salary). Duplicates are `flag_duplicates`'.
     """
     from pyspark.sql import functions as F
+    from pyspark.sql import types as T
 
     from nightshift.cleaning import (
         MALFORMED_ROW, PLAIN_CLIENT_ID, REPLACEMENT_CHARACTER, UNDECODABLE, misread_reason, parse_values, utf8_misread,
     )
 
     bounds = dict(salary_min=cfg.salary_min, salary_max=cfg.salary_max, age_min=cfg.age_min, age_max=cfg.age_max)
+    kinds = {KEY: T.LongType(), "sex": T.LongType(), "age": T.LongType(), "salary": T.DoubleType()}
     texts = _distinct_texts(raw, cfg.encoding)
     frame = raw
     misread, typed, reasons = [], {}, []
     for name in CLIENT_COLUMNS:
         results, why = parse_values(name, [*texts[name], None], **bounds)
         (missing_result, missing_reason), results, why = (results[-1], why[-1]), results[:-1], why[:-1]
+        # A StructType, not DDL text: a Spark Connect client would ask the server to parse the text.
         answers = spark.createDataFrame(
             [(text, result, reason, utf8_misread(text, cfg.encoding))
              for text, result, reason in zip(texts[name], results, why)],
-            f"_text string, _{name} {_PARSED_TYPES[name]}, _{name}_reason string, _{name}_misread boolean",
+            T.StructType([T.StructField("_text", T.StringType()), T.StructField(f"_{name}", kinds[name]),
+                          T.StructField(f"_{name}_reason", T.StringType()),
+                          T.StructField(f"_{name}_misread", T.BooleanType())]),
         )
         frame = frame.join(F.broadcast(answers), F.col(name) == F.col("_text"), "left").drop("_text")
         value, reason = F.col(f"_{name}"), F.col(f"_{name}_reason")
@@ -162,7 +163,7 @@ def clean_client_snapshot(spark, raw, cfg: config.raw):
             plain = F.col(KEY).rlike(PLAIN_CLIENT_ID) & (F.col(KEY).try_cast("bigint") != 0)
             value = F.when(plain, F.col(KEY).try_cast("bigint")).otherwise(value)
         missing = F.col(name).isNull()
-        typed[name] = F.when(missing, F.lit(missing_result).cast(_PARSED_TYPES[name])).otherwise(value)
+        typed[name] = F.when(missing, F.lit(missing_result).cast(kinds[name])).otherwise(value)
         reasons.append(F.when(missing, F.lit(missing_reason)).otherwise(reason))
         misread.append(F.coalesce(F.col(f"_{name}_misread"), F.lit(False)))
     lines = [line for line in texts[CORRUPT_RECORD] if utf8_misread(line, cfg.encoding)]
@@ -175,12 +176,11 @@ def clean_client_snapshot(spark, raw, cfg: config.raw):
         F.when(F.col(CORRUPT_RECORD).isNotNull(), F.lit(MALFORMED_ROW)),
         *reasons,
     )
-    cleaned = frame.select(
+    return frame.select(
         typed[KEY].alias(KEY), typed["sex"].alias("is_male"), typed["age"].alias("age"),
         typed["salary"].alias("salary_rub_month"), reason.alias("reason"),
         *[F.col(name).alias(f"raw_{name}") for name in CLIENT_COLUMNS], F.col(CORRUPT_RECORD).alias("raw_line"),
     )
-    return cleaned
 
 
 def flag_duplicates(spark, cleaned):
@@ -188,16 +188,16 @@ def flag_duplicates(spark, cleaned):
     has a reason). The repeated ids are found by aggregating the ids alone and collected (usually none), so the
     wide rows are never shuffled."""
     from pyspark.sql import functions as F
+    from pyspark.sql import types as T
 
     repeated = cleaned.where(F.col(KEY).isNotNull()).groupBy(KEY).count().where(F.col("count") > 1).select(KEY)
     ids = [row[KEY] for row in repeated.collect()]
     if not ids:
         return cleaned
-    marks = spark.createDataFrame([(i, True) for i in ids], f"{KEY} bigint, _repeated boolean")
-    return cleaned.join(F.broadcast(marks), KEY, "left").select(
-        *[F.when(F.col("reason").isNull() & F.col("_repeated"), F.lit("client_id: duplicate")).otherwise(F.col("reason"))
-          .alias("reason") if name == "reason" else name for name in cleaned.columns]
-    )
+    marks = spark.createDataFrame([(i, True) for i in ids], T.StructType([T.StructField(KEY, T.LongType()),
+                                                                           T.StructField("_repeated", T.BooleanType())]))
+    reason = F.when(F.col("reason").isNull() & F.col("_repeated"), F.lit("client_id: duplicate")).otherwise(F.col("reason"))
+    return cleaned.join(F.broadcast(marks), KEY, "left").withColumn("reason", reason).drop("_repeated")
 
 
 def check_readable(path: str, total: int, rejected_by_reason: dict[str, int], max_rate: float, encoding: str) -> None:
