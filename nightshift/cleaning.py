@@ -469,8 +469,8 @@ def is_utf8(encoding: str) -> bool:
 
 @functools.lru_cache(maxsize=1 << 12)
 def utf8_misread(text: str, encoding: str) -> bool:
-    """True when `text` is UTF-8 bytes decoded as `encoding` ("Рњ" for "М" under cp1251)."""
-    if text.isascii():
+    """True when `text` is UTF-8 bytes decoded as `encoding` ("Рњ" for "М" under cp1251); never under UTF-8 itself."""
+    if text.isascii() or is_utf8(encoding):
         return False
     try:
         return text.encode(encoding).decode("utf-8") != text

@@ -428,6 +428,7 @@ def test_utf8_misread_spots_utf8_text_decoded_as_a_single_byte_encoding():
     # "Рњ" is what the UTF-8 bytes of "М" look like in cp1251; "М" itself is plain cp1251 text.
     assert utf8_misread("Рњ", "cp1251") and utf8_misread("45 000 СЂ/РјРµСЃ", "cp1251")
     assert not utf8_misread("М", "cp1251") and not utf8_misread("45000", "cp1251")
+    assert not any(utf8_misread("Рњ", encoding) for encoding in ("utf-8", "UTF8", "utf-8-sig", "utf_8"))
     assert misread_reason("cp1251") == "encoding: utf-8 text read as cp1251"
 
 
