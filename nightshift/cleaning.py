@@ -313,8 +313,8 @@ def _parse_remembered(column: str, text: str | None, low: int, high: int) -> tup
         return None, f"{column}: {exc}"
 
 
-def parse_values(column: str, values, *, salary_min: float = 0.0, salary_max: float = float("inf"), age_min: int = 0,
-                 age_max: int = 0) -> tuple[list, list]:
+def parse_values(column: str, values, *, salary_min: float, salary_max: float, age_min: int,
+                 age_max: int) -> tuple[list, list]:
     """Read each text of `values` (None where missing) of the snapshot's `column`: (results, reasons), one per value.
 
     A result is the typed value (the salary in roubles a month, the age, 1/0 for male/female, the client id) or None;
@@ -433,7 +433,7 @@ def clean_clients(
     client_id, id_reason = _clean_client_id(originals["client_id"])
 
     bounds = dict(salary_min=salary_min, salary_max=salary_max, age_min=age_min, age_max=age_max)
-    sexes, sex_reasons, sex_codes = _parse_distinct(originals["sex"], "sex")
+    sexes, sex_reasons, sex_codes = _parse_distinct(originals["sex"], "sex", **bounds)
     is_male = _int64_array(sexes, sex_codes)
 
     ages, age_reasons, age_codes = _parse_distinct(originals["age"], "age", **bounds)

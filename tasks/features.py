@@ -104,20 +104,26 @@ def read_clients_csv(spark, uri: str, encoding: str):
     return frame.select(*CLIENT_COLUMNS, CORRUPT_RECORD)
 
 
+def _plain_id(text):
+    """Spark's test for a client id it reads itself (`PLAIN_CLIENT_ID`, not zero); the parser answers for the rest."""
+    from nightshift.cleaning import PLAIN_CLIENT_ID
+
+    return text.rlike(PLAIN_CLIENT_ID) & (text.try_cast("bigint") != 0)
+
+
 def _distinct_texts(raw, encoding: str) -> dict[str, list[str]]:
     """The texts the driver must parse, per column, in one pass: every distinct sex, age and salary; the client
     ids that are not plain digits; and, under a single-byte encoding, the malformed lines (for the misread check).
     """
     from pyspark.sql import functions as F
 
-    from nightshift.cleaning import PLAIN_CLIENT_ID, is_utf8
+    from nightshift.cleaning import is_utf8
 
     wanted = [F.struct(F.lit(name).alias("column"), F.col(name).alias("text")) for name in CLIENT_COLUMNS]
     if not is_utf8(encoding):
         wanted.append(F.struct(F.lit(CORRUPT_RECORD).alias("column"), F.col(CORRUPT_RECORD).alias("text")))
     pairs = raw.select(F.explode(F.array(*wanted)).alias("pair")).select("pair.*")
-    plain = F.col("text").rlike(PLAIN_CLIENT_ID) & (F.col("text").try_cast("bigint") != 0)
-    pairs = pairs.where(F.col("text").isNotNull() & ~((F.col("column") == KEY) & plain))
+    pairs = pairs.where(F.col("text").isNotNull() & ~((F.col("column") == KEY) & _plain_id(F.col("text"))))
     texts = {name: [] for name in (*CLIENT_COLUMNS, CORRUPT_RECORD)}
     for row in pairs.distinct().collect():
         texts[row["column"]].append(row["text"])
@@ -138,7 +144,7 @@ def clean_client_snapshot(spark, raw, cfg: config.raw):
     from pyspark.sql import types as T
 
     from nightshift.cleaning import (
-        MALFORMED_ROW, PLAIN_CLIENT_ID, REPLACEMENT_CHARACTER, UNDECODABLE, misread_reason, parse_values, utf8_misread,
+        MALFORMED_ROW, REPLACEMENT_CHARACTER, UNDECODABLE, misread_reason, parse_values, utf8_misread,
     )
 
     bounds = dict(salary_min=cfg.salary_min, salary_max=cfg.salary_max, age_min=cfg.age_min, age_max=cfg.age_max)
@@ -160,8 +166,7 @@ def clean_client_snapshot(spark, raw, cfg: config.raw):
         frame = frame.join(F.broadcast(answers), F.col(name) == F.col("_text"), "left").drop("_text")
         value, reason = F.col(f"_{name}"), F.col(f"_{name}_reason")
         if name == KEY:  # plain digits are read here; the parser answered for every other id
-            plain = F.col(KEY).rlike(PLAIN_CLIENT_ID) & (F.col(KEY).try_cast("bigint") != 0)
-            value = F.when(plain, F.col(KEY).try_cast("bigint")).otherwise(value)
+            value = F.when(_plain_id(F.col(KEY)), F.col(KEY).try_cast("bigint")).otherwise(value)
         missing = F.col(name).isNull()
         typed[name] = F.when(missing, F.lit(missing_result).cast(kinds[name])).otherwise(value)
         reasons.append(F.when(missing, F.lit(missing_reason)).otherwise(reason))
