@@ -121,10 +121,10 @@ def bulk_load(conn: sa.engine.Connection, day: dt.date, records: Iterable[Record
     # SQLAlchemy's per-row parameter handling costs more than SQLite's insert itself (about half the publish
     # time at 100k rows): SQLite's driver gets plain tuples in the table's column order.
     insert = str(PREDICTIONS.insert().compile(dialect=conn.dialect)) if sqlite else None
+    date = (day.isoformat(),)
     for chunk in _chunks(records):
-        if sqlite:
-            conn.exec_driver_sql(insert, [(day.isoformat(), int(cid), float(score), version)
-                                          for cid, score, version in chunk])
+        if sqlite:  # the records are Python ints, floats and strs already (arrow_records)
+            conn.exec_driver_sql(insert, [date + record for record in chunk])
         else:
             conn.execute(PREDICTIONS.insert(), [{"score_date": day, "client_id": int(cid), "score": float(score),
                                                  "model_version": version} for cid, score, version in chunk])
