@@ -18,7 +18,7 @@ def test_healthy_scores_pass_every_score_check():
 
 def test_missing_rows_nan_out_of_range_and_duplicates_fail_with_counts():
     scores = np.array([0.1, np.nan, np.inf, 1.5, -0.2, 0.3])
-    ids = np.array([1, 2, 3, 4, 4, 5])
+    ids = np.array([4, 2, 3, 1, 4, 5])  # the repeated id apart, as in a real batch
     results = by_name(checks.check_scores(scores, ids, expected_rows=10))
     assert results["row_count"]["verdict"] == "fail" and results["row_count"]["measured"] == 6
     assert results["missing_or_non_finite_scores"]["measured"] == 2
