@@ -73,6 +73,37 @@ def connect_address(url: str) -> tuple[str, int]:
     return parts.hostname or "localhost", parts.port or CONNECT_PORT
 
 
+# Spark Connect server settings under which one session can serve run after run (bin/spark-server sets them): the
+# server keeps no resolved plans per session (a kept plan would read a rebuilt folder's old file list) and no list of
+# closed session ids (a kept session that timed out is opened anew under its id).
+KEEPS_SESSIONS = {
+    "spark.connect.session.planCache.enabled": "false",
+    "spark.connect.session.manager.closedSessionsTombstonesSize": "0",
+}
+
+
+def kept_session_id(conf: dict[str, str], code: str | None = None, packages: str | None = None) -> str:
+    """The Spark Connect session id shared by every run with these settings, this code and these packages.
+
+    A session holds what Spark compiles for it and its Python daemon, which imports the scoring libraries once
+    (nightshift.daemon); runs on one session reuse both. Any change that could make a kept session stale gives
+    another id: a Spark setting, a file of the nightshift package (`code`: size or modification time), or an install
+    or upgrade in the interpreter's site-packages (`packages`: the folder's modification time).
+    """
+    import json
+    import sysconfig
+    import uuid
+
+    import nightshift
+
+    code = code or os.path.dirname(nightshift.__file__)
+    packages = packages or sysconfig.get_paths()["purelib"]
+    files = sorted(name for name in os.listdir(code) if name.endswith(".py"))
+    stamps = [(name, st.st_size, st.st_mtime_ns) for name in files for st in [os.stat(os.path.join(code, name))]]
+    key = json.dumps([sorted(conf.items()), stamps, os.stat(packages).st_mtime_ns])
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "nightshift:" + key))
+
+
 def session_settings(conf: dict[str, str]) -> dict[str, str]:
     """The settings a Spark Connect client sets on its own session: the SQL ones. The rest are the server's."""
     return {key: value for key, value in conf.items() if key.startswith("spark.sql.")}
@@ -154,14 +185,13 @@ def session():
 
 
 def _connect(conf: dict[str, str]):
-    """A new session on the Spark Connect server at `[spark] master` (never one inherited through a fork).
+    """A session on the Spark Connect server at `[spark] master`: the one kept for runs like this one where the
+    server allows it, else a new one; never a client inherited through a fork.
 
     A server that does not accept connections fails the task at once, in one line: pyspark's client would retry
     for minutes before saying anything.
     """
     import socket
-
-    from pyspark.sql import SparkSession
 
     url = conf["spark.master"]
     host, port = connect_address(url)
@@ -173,15 +203,49 @@ def _connect(conf: dict[str, str]):
             f"[spark] master = {url}: no Spark Connect server answers ({exc.strerror or exc})"
             + ("; start it with bin/spark-server start" if local else "")
         ) from None
-    from pyspark.sql.connect.client.retries import DefaultPolicy
-
-    spark = SparkSession.builder.remote(conf["spark.master"]).create()
-    # pyspark retries a lost server for 10 minutes; a restart or a blip of the server is over in seconds. After
-    # about 25 s the task fails (tasks.errors turns the gRPC error into ServiceUnavailable) and the rerun redoes it.
-    spark.client.set_retry_policies([DefaultPolicy(max_retries=8, max_backoff=5000)])
+    spark = _kept_session(url, conf) if ";session_id=" not in url else None
+    if spark is None:
+        spark = _open(url)
     spark.registerProgressHandler(_connect_progress)
     for key, value in session_settings(conf).items():
         spark.conf.set(key, value)
+    return spark
+
+
+def _open(url: str):
+    """A client of the Spark Connect server at `url`: a new session, or the one its ;session_id= names."""
+    from pyspark.sql import SparkSession
+    from pyspark.sql.connect.client.retries import DefaultPolicy
+
+    spark = SparkSession.builder.remote(url).create()
+    # pyspark retries a lost server for 10 minutes; a restart or a blip of the server is over in seconds. After
+    # about 25 s the task fails (tasks.errors turns the gRPC error into ServiceUnavailable) and the rerun redoes it.
+    spark.client.set_retry_policies([DefaultPolicy(max_retries=8, max_backoff=5000)])
+    return spark
+
+
+def _kept_session(url: str, conf: dict[str, str]):
+    """The session runs like this one share on the server (kept_session_id), or None when the server cannot keep it.
+
+    A server not started with KEEPS_SESSIONS (someone else's) gets a new session per run, as before: with its plan
+    cache on, a kept session could read a rebuilt folder's old file list.
+    """
+    from pyspark.errors import PySparkException
+
+    sid = kept_session_id(conf)
+    spark = _open(url + ("" if "/;" in url else "/") + f";session_id={sid}")
+    # Leaving keeps it: the next run goes on where this one stops.
+    spark.release_session_on_close = False
+    try:
+        kept = dict(zip(KEEPS_SESSIONS, spark.client.get_configs(*KEEPS_SESSIONS))) == KEEPS_SESSIONS
+    except PySparkException as exc:
+        # It timed out on a server that remembers closed sessions: INVALID_HANDLE.SESSION_CLOSED.
+        if "INVALID_HANDLE" not in str(exc):
+            raise
+        kept = False
+    if not kept:
+        spark.stop()
+        return None
     return spark
 
 

@@ -10,9 +10,11 @@ settings nightshift gives its own sessions and `[spark] conf`. Its pid file and 
 `[spark] server_dir` (var/spark-server). Configuration is luigi.cfg in the repo root overlaid by
 LUIGI_CONFIG_PATH, as for every run.
 
-Each run's Python workers are new processes, so they import the code as it is that night; restart the
-server after upgrading pyspark or Java. Spark keeps one idle Python daemon (about 50 MB) per finished session;
-crontab.example restarts the server weekly.
+Runs keep one session on the server from night to night (tasks.spark.kept_session_id): its compiled code and
+its Python daemon, which imports the scoring libraries once (nightshift.daemon), serve every night. A change of
+the nightshift code, the installed packages or the Spark settings opens another session, so workers never run
+stale code; restart the server after upgrading pyspark or Java. Spark keeps the Python daemon of an ended session
+(about 250 MB) until the server stops; crontab.example restarts the server weekly.
 
 Exit status: 0 done / running and answering; 1 could not start or stop; 3 not running (status).
 """
@@ -23,7 +25,7 @@ import sys
 
 from tasks import config
 from tasks.cli.service import Service, descendants, fail, rss, say
-from tasks.spark import CONNECT_PORT, connect_address, is_connect, settings
+from tasks.spark import CONNECT_PORT, KEEPS_SESSIONS, connect_address, is_connect, settings
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 90.0
@@ -45,9 +47,15 @@ class Layout:
 
 def server_settings(port: int) -> dict[str, str]:
     """The server's Spark settings: the runs' own (local master, the venv's Python, the session zone, [spark] conf)
-    with the server's master and gRPC address; full JIT, since the server lives for weeks."""
+    with the server's master and gRPC address; full JIT, since the server lives for weeks.
+
+    Runs keep one session from night to night (tasks.spark.kept_session_id): the server keeps sessions safely
+    (KEEPS_SESSIONS), for two days without a run, and each session's Python daemon imports the scoring libraries
+    once (nightshift.daemon) instead of every worker every night. `[spark] conf` can override any of these.
+    """
     cfg = config.spark()
-    conf = settings(cfg)
+    conf = {**KEEPS_SESSIONS, "spark.connect.session.manager.defaultSessionTimeout": "48h",
+            "spark.python.daemon.module": "nightshift.daemon", **settings(cfg)}
     conf.update({
         "spark.master": cfg.server_master,
         "spark.app.name": "nightshift (Spark Connect server)",

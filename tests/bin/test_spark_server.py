@@ -176,3 +176,84 @@ def test_a_server_lost_mid_task_fails_the_task_in_one_line_within_seconds(ops):
     assert f"ServiceUnavailable: the Spark Connect server {url[len('sc://'):]} went away" in line, out + err[-2000:]
     assert "went away while Probe() ran" in line and "bin/spark-server start" in line
     assert "debug_error_string" not in line
+
+
+# One run's view of the server: its session, a folder's rows, and whether a Python worker starts with scikit-learn.
+RUN = """
+import json, sys
+import pandas as pd
+from tasks import spark
+
+def loaded(batches):
+    for _ in batches:
+        yield pd.DataFrame({"sklearn": ["sklearn.pipeline" in sys.modules]})
+
+session = spark.session()
+rows = session.read.parquet(sys.argv[1]).count()
+warm = session.range(1).mapInPandas(loaded, "sklearn boolean").collect()[0][0]
+print(json.dumps({"session": session.session_id, "rows": rows, "warm": warm}))
+spark.stop()
+"""
+
+
+def write_folder(folder, rows: int, name: str) -> None:
+    """A folder of parquet as a task writes one: rebuilt whole, under a new file name."""
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    pd.DataFrame({"n": range(rows)}).to_parquet(folder / f"part-{name}.parquet")
+
+
+def one_run(ops, folder) -> dict:
+    done = subprocess.run([sys.executable, "-c", RUN, str(folder)], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "LUIGI_CONFIG_PATH": str(ops.path)}, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def serve(ops, *conf: str) -> None:
+    ops.set("spark", "master", f"sc://127.0.0.1:{free_port()}")
+    ops.set("spark", "server_master", "local[2]")
+    ops.set("spark", "server_dir", ops.var / "spark-server")
+    ops.set("spark", "conf", "|".join(["spark.sql.shuffle.partitions=8", *conf]))
+    started = ops.run("spark-server", "start", timeout=180)
+    assert started.returncode == 0, started.stderr
+
+
+def test_runs_keep_one_session_whose_workers_start_warm_and_read_a_rebuilt_folder_afresh(ops, tmp_path):
+    folder = tmp_path / "table"
+    serve(ops)
+    try:
+        write_folder(folder, 10, "a")
+        first = one_run(ops, folder)
+        write_folder(folder, 7, "b")  # the first run's files are gone: a stale listing would fail or count 10
+        second = one_run(ops, folder)
+    finally:
+        ops.run("spark-server", "stop")
+    assert (first["rows"], second["rows"]) == (10, 7)
+    assert first["session"] == second["session"], "the second run goes on in the first run's session"
+    assert first["warm"] and second["warm"], "workers are forks of a daemon that imported scikit-learn"
+
+
+def test_a_server_that_cannot_keep_sessions_gives_each_run_a_new_one(ops, tmp_path):
+    folder = tmp_path / "table"
+    write_folder(folder, 5, "a")
+    # A server as Spark ships it: plans cached per session, closed sessions remembered.
+    serve(ops, "spark.connect.session.planCache.enabled=true",
+          "spark.connect.session.manager.closedSessionsTombstonesSize=1000")
+    try:
+        first = one_run(ops, folder)
+        # The session runs would have kept, closed since (timed out): opening it again fails on such a server.
+        closer = ("from pyspark.sql import SparkSession\nfrom tasks import config, spark\n"
+                  "conf = spark.settings(config.spark())\nsid = spark.kept_session_id(conf)\n"
+                  "SparkSession.builder.remote(conf['spark.master'] + '/;session_id=' + sid).create().stop()\nprint(sid)")
+        closed = subprocess.run([sys.executable, "-c", closer], cwd=REPO, capture_output=True, text=True,
+                                env={**os.environ, "LUIGI_CONFIG_PATH": str(ops.path)}, timeout=120)
+        assert closed.returncode == 0, closed.stderr[-2000:]
+        second = one_run(ops, folder)
+    finally:
+        ops.run("spark-server", "stop")
+    assert first["rows"] == second["rows"] == 5
+    kept = closed.stdout.strip()
+    assert len({first["session"], second["session"], kept}) == 3

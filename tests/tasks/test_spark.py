@@ -69,6 +69,28 @@ def _report_inherited_state(queue):
                spark._session))
 
 
+def test_a_kept_session_is_left_for_another_whenever_the_settings_the_code_or_the_packages_change(tmp_path):
+    import os
+
+    code, packages = tmp_path / "nightshift", tmp_path / "site-packages"
+    code.mkdir(), packages.mkdir()
+    (code / "modeling.py").write_text("A = 1\n")
+    conf = {"spark.master": "sc://127.0.0.1:15002", "spark.sql.shuffle.partitions": "8"}
+
+    def kept(settings=conf):
+        return spark.kept_session_id(settings, str(code), str(packages))
+
+    first = kept()
+    assert kept() == first, "runs with nothing changed share the session"
+    assert kept({**conf, "spark.sql.shuffle.partitions": "16"}) != first
+    os.utime(code / "modeling.py", ns=(1, 1))  # an edit that keeps the size
+    edited = kept()
+    assert edited != first
+    (packages / "scikit_learn-9.9.dist-info").mkdir()  # an install or upgrade
+    os.utime(packages, ns=(2, 2))
+    assert kept() != edited
+
+
 def test_forked_process_forgets_the_parents_gateway():
     """What the child would otherwise reuse: pyspark's process-wide gateway, context and session."""
     from pyspark import SparkContext

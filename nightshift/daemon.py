@@ -1,0 +1,18 @@
+"""Spark's Python daemon for bin/spark-server's sessions: the libraries scoring needs, imported before it forks.
+
+Spark forks every Python worker of a session from one daemon process, which lives as long as the session. Runs keep
+their Spark Connect session from night to night (tasks.spark.kept_session_id), so with what a worker needs imported
+here once, Predict's workers start with it instead of importing it each night (about 1 s per worker: pandas,
+pyarrow, and scikit-learn, most of which comes with sklearn.pipeline since every model is a Pipeline). A kept
+session is keyed on the nightshift code and the installed packages, so a daemon never holds older code than a run's.
+
+pyspark's own daemon imports nothing that starts threads before it forks; pyarrow starts jemalloc's background
+thread, and numpy OpenBLAS's, both of which register fork handlers.
+"""
+import pandas  # noqa: F401
+import pyarrow  # noqa: F401
+import sklearn.pipeline  # noqa: F401
+from pyspark import daemon, worker  # noqa: F401  the module each forked worker runs
+
+if __name__ == "__main__":
+    daemon.manager()
