@@ -135,7 +135,7 @@ def _forget_inherited_session() -> None:
     if "pyspark.sql" not in sys.modules:
         return
     if _session is not None and _is_connect_session(_session):
-        # A Spark Connect client: its gRPC channel belongs to the parent; the child opens its own session.
+        # A Spark Connect client: its gRPC channel belongs to the parent; the child opens its own connection.
         _inherited.append(_session)
         _session = None
         return
@@ -162,7 +162,8 @@ def session():
     process forked by Luigi (`--workers N`) sees a different pid, forgets the parent's gateway and
     launches its own JVM (its own Spark application), stopped when that task process exits. With
     `[spark] master = sc://...` the session is a Spark Connect client of a long-lived server instead
-    (no JVM here); a forked task process opens a session of its own there.
+    (no JVM here), in the session runs like this one keep there (`_connect`); a forked task process opens its own
+    connection to it.
     """
     global _session, _owner_pid, startup_seconds
     pid = os.getpid()
