@@ -29,7 +29,7 @@ from tasks import config
 from tasks.errors import DataQualityError, SchemaError
 from tasks.provenance import Recorded
 from tasks.raw import RawClients, RawTransactions, check_drop_volume, transaction_rows
-from tasks.spark import SparkTask, session
+from tasks.spark import SparkTask, cached, session
 
 logger = logging.getLogger("luigi-interface")
 
@@ -283,22 +283,22 @@ class ClientFeatures(Recorded, SparkTask):
         cfg = config.raw()
         max_rate = config.validate().max_quarantine_rate
         source = self.input().file(CLIENTS_FILE)
-        cleaned = clean_client_snapshot(spark, read_clients_csv(spark, source, cfg.encoding), cfg).cache()
-        flagged = flag_duplicates(spark, cleaned)
-        total, counts = _reason_counts(flagged)
-        check_readable(source, total, counts, max_rate, cfg.encoding)
-        check_drop_volume("clients", self.date - DAY, total, source)
-        rejected = flagged.where(F.col("reason").isNotNull()).select(
-            *[F.col(f"raw_{name}").alias(name) for name in CLIENT_COLUMNS], "reason", F.col("raw_line").alias("line")
-        )
-        write_quarantine(self.quarantine(), rejected, source, total, counts, self.manifest())
-        check_quarantine_rate(source, total, counts, max_rate, self.quarantine().uri)
-        valid = flagged.where(F.col("reason").isNull()).select(
-            "client_id", F.col("is_male").cast("int"), F.col("age").cast("int"), "salary_rub_month"
-        )
-        with self.output().temporary_path(self.manifest()) as tmp:
-            valid.write.parquet(tmp)
-        cleaned.unpersist()
+        snapshot = clean_client_snapshot(spark, read_clients_csv(spark, source, cfg.encoding), cfg)
+        with cached(snapshot, fs.spark_uri(source)) as cleaned:
+            flagged = flag_duplicates(spark, cleaned)
+            total, counts = _reason_counts(flagged)
+            check_readable(source, total, counts, max_rate, cfg.encoding)
+            check_drop_volume("clients", self.date - DAY, total, source)
+            rejected = flagged.where(F.col("reason").isNotNull()).select(
+                *[F.col(f"raw_{name}").alias(name) for name in CLIENT_COLUMNS], "reason", F.col("raw_line").alias("line")
+            )
+            write_quarantine(self.quarantine(), rejected, source, total, counts, self.manifest())
+            check_quarantine_rate(source, total, counts, max_rate, self.quarantine().uri)
+            valid = flagged.where(F.col("reason").isNull()).select(
+                "client_id", F.col("is_male").cast("int"), F.col("age").cast("int"), "salary_rub_month"
+            )
+            with self.output().temporary_path(self.manifest()) as tmp:
+                valid.write.parquet(tmp)
 
 
 def check_transaction_files(uri: str) -> list[str]:
@@ -422,19 +422,20 @@ class TransactionDaily(Recorded, SparkTask):
         from pyspark.sql import functions as F
 
         source = self.input().uri
-        flagged = flag_transactions(read_transactions(session(), source), self.date, config.raw().timezone).cache()
+        day = flag_transactions(read_transactions(session(), source), self.date, config.raw().timezone)
         rows = transaction_rows(source)  # the footers: the volume is judged before a row is read
         check_empty_day(source, rows, config.validate().min_volume_ratio)
         check_drop_volume("transactions", self.date, rows, source)
-        total, counts = _reason_counts(flagged)
-        write_quarantine(self.quarantine(), flagged.where(F.col("reason").isNotNull()), source, total, counts,
-                         self.manifest())
-        if total:
-            check_quarantine_rate(source, total, counts, config.validate().max_quarantine_rate, self.quarantine().uri)
-        daily = aggregate_day(flagged.where(F.col("reason").isNull()), self.date)
-        with self.output().temporary_path(self.manifest()) as tmp:
-            daily.coalesce(1).write.parquet(tmp)
-        flagged.unpersist()
+        with cached(day, fs.spark_uri(source)) as flagged:
+            total, counts = _reason_counts(flagged)
+            write_quarantine(self.quarantine(), flagged.where(F.col("reason").isNotNull()), source, total, counts,
+                             self.manifest())
+            if total:
+                check_quarantine_rate(source, total, counts, config.validate().max_quarantine_rate,
+                                      self.quarantine().uri)
+            daily = aggregate_day(flagged.where(F.col("reason").isNull()), self.date)
+            with self.output().temporary_path(self.manifest()) as tmp:
+                daily.coalesce(1).write.parquet(tmp)
 
 
 def window_features(daily, score_date: dt.date, windows: list[int]):

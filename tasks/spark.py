@@ -1,5 +1,6 @@
 """The Spark session: made lazily from [spark] config, shared by every Spark task of the process."""
 import atexit
+import contextlib
 import functools
 import inspect
 import multiprocessing.util
@@ -400,6 +401,25 @@ class SparkTask(ExplainsFailures, luigi.Task):
         run = cls.__dict__.get("run")
         if run is not None and not getattr(run, "reports_progress", False):
             cls.run = _with_progress(run)
+
+
+@contextlib.contextmanager
+def cached(frame, *sources: str):
+    """`frame` cached for the with-block and unpersisted after it, also when the block fails.
+
+    Spark's cache belongs to the application, so a Spark Connect server shares it among all its runs, and it is
+    found by the plan that is read, paths included: a cached read that a failed or killed run left behind would
+    answer a later run's read of the same path with the file as it was before it was replaced. So whatever is
+    cached of `sources` (Spark paths) is read anew first (`refreshByPath`), and the frame never outlives the block.
+    """
+    catalog = frame.sparkSession.catalog
+    for source in sources:
+        catalog.refreshByPath(source)
+    frame = frame.cache()
+    try:
+        yield frame
+    finally:
+        frame.unpersist()
 
 
 def ship(spark, payload: bytes):

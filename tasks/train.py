@@ -1,4 +1,5 @@
 """Training stage: the labelled training set of model date M, and the model trained on it."""
+import contextlib
 import datetime as dt
 import functools
 import io
@@ -18,7 +19,7 @@ from tasks.errors import ConfigurationError, ExplainsFailures, NotEnoughSnapshot
 from tasks.features import FeatureTable
 from tasks.provenance import Recorded
 from tasks.raw import RawLabels
-from tasks.spark import SparkTask, session
+from tasks.spark import SparkTask, cached, session
 
 logger = logging.getLogger("luigi-interface")
 
@@ -116,21 +117,23 @@ class TrainingSet(Recorded, SparkTask):
         if cfg.max_rows_per_snapshot < 1:
             raise ConfigurationError(f"[model] max_rows_per_snapshot = {cfg.max_rows_per_snapshot}: must be at least 1")
         parts, counts = [], {}
-        for day, inputs in sorted(self.input().items()):
-            table = spark.read.parquet(inputs["table"].spark_path)
-            labels = read_labels_spark(spark, inputs["labels"].file(LABELS_FILE))
-            part = sample_snapshot(table, labels, day, cfg.max_rows_per_snapshot, cfg.seed).cache()
-            counts[day.isoformat()] = {"labelled": table.join(labels, KEY, "inner").count(),
-                                       "sampled": part.count()}
-            if counts[day.isoformat()]["sampled"] == 0:
-                raise SchemaError(f"{inputs['labels'].file(LABELS_FILE)}: no labelled client is in "
-                                  f"{inputs['table'].uri} (0 rows after joining on {KEY})")
-            parts.append(part)
-        with self.output().temporary_path(self.manifest()) as tmp:
-            functools.reduce(lambda a, b: a.unionByName(b), parts).coalesce(1).write.parquet(fs.spark_uri(tmp))
-            fs.write_bytes(fs.join(tmp, SNAPSHOTS_FILE), json.dumps(counts, indent=2).encode())
-        for part in parts:
-            part.unpersist()
+        with contextlib.ExitStack() as stack:
+            for day, inputs in sorted(self.input().items()):
+                table = spark.read.parquet(inputs["table"].spark_path)
+                labels_file = inputs["labels"].file(LABELS_FILE)
+                labels = read_labels_spark(spark, labels_file)
+                part = stack.enter_context(cached(sample_snapshot(table, labels, day, cfg.max_rows_per_snapshot,
+                                                                  cfg.seed), inputs["table"].spark_path,
+                                                  fs.spark_uri(labels_file)))
+                counts[day.isoformat()] = {"labelled": table.join(labels, KEY, "inner").count(),
+                                           "sampled": part.count()}
+                if counts[day.isoformat()]["sampled"] == 0:
+                    raise SchemaError(f"{labels_file}: no labelled client is in "
+                                      f"{inputs['table'].uri} (0 rows after joining on {KEY})")
+                parts.append(part)
+            with self.output().temporary_path(self.manifest()) as tmp:
+                functools.reduce(lambda a, b: a.unionByName(b), parts).coalesce(1).write.parquet(fs.spark_uri(tmp))
+                fs.write_bytes(fs.join(tmp, SNAPSHOTS_FILE), json.dumps(counts, indent=2).encode())
 
 
 def read_truth(day: dt.date):

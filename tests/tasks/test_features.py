@@ -271,6 +271,20 @@ def test_a_transaction_day_above_the_quarantine_rate_fails_and_writes_no_aggrega
     assert not target("features/transactions_daily", DAY).exists()
 
 
+def test_a_day_replaced_after_a_failed_run_is_read_anew_by_the_rerun(root, failures):
+    # Spark's cache outlives a run (all runs of a Connect server share it; here, the tests' session): a read the
+    # failed run left cached would give the rerun the rows of the file that was replaced.
+    write_transactions(root, [transactions(GOOD_TX + [row[:4] for row in BAD_TX])])
+    assert families(build(TransactionDaily(date=DAY))["failed"]) == ["TransactionDaily"]
+
+    write_transactions(root, [transactions(GOOD_TX)])  # the corrected drop, under the same file name
+    result = build(TransactionDaily(date=DAY))
+
+    assert families(result["completed"]) == ["TransactionDaily"], failures[1:]
+    daily = target("features/transactions_daily", DAY).read_pandas()
+    assert daily.tx_count.sum() == len(GOOD_TX)
+
+
 # --- encodings --------------------------------------------------------------------------------------------------
 
 def cyrillic_snapshot():

@@ -91,6 +91,23 @@ def test_a_kept_session_is_left_for_another_whenever_the_settings_the_code_or_th
     assert kept() != edited
 
 
+def test_a_read_a_killed_run_left_cached_is_read_anew_and_nothing_stays_cached(tmp_path):
+    import pandas as pd
+
+    folder = tmp_path / "table"
+    folder.mkdir()
+    pd.DataFrame({"n": range(3)}).to_parquet(folder / "part-a.parquet")
+    session = spark.session()
+    session.read.parquet(str(folder)).cache().count()  # a run killed before it could unpersist
+    (folder / "part-a.parquet").unlink()
+    pd.DataFrame({"n": range(5)}).to_parquet(folder / "part-b.parquet")
+
+    with spark.cached(session.read.parquet(str(folder)), str(folder)) as frame:
+        assert frame.count() == 5
+        assert frame.storageLevel.useMemory
+    assert not frame.storageLevel.useMemory
+
+
 def test_forked_process_forgets_the_parents_gateway():
     """What the child would otherwise reuse: pyspark's process-wide gateway, context and session."""
     from pyspark import SparkContext
