@@ -12,7 +12,9 @@ thread, and numpy OpenBLAS's, both of which register fork handlers.
 import pandas  # noqa: F401
 import pyarrow  # noqa: F401
 import sklearn.pipeline  # noqa: F401
-from pyspark import daemon, worker  # noqa: F401  the module each forked worker runs
 
 if __name__ == "__main__":
+    # pyspark only when Spark runs it: importing the module (as the core's tests do) loads no Spark session code.
+    from pyspark import daemon, worker  # noqa: F401  worker: the module each forked worker runs
+
     daemon.manager()

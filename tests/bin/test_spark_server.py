@@ -154,12 +154,7 @@ except Exception as exc:
 
 
 def test_a_server_lost_mid_task_fails_the_task_in_one_line_within_seconds(ops):
-    url = f"sc://127.0.0.1:{free_port()}"
-    ops.set("spark", "master", url)
-    ops.set("spark", "server_master", "local[2]")
-    ops.set("spark", "server_dir", ops.var / "spark-server")
-    started = ops.run("spark-server", "start", timeout=180)
-    assert started.returncode == 0, started.stderr
+    url = serve(ops)
     pid = int((ops.var / "spark-server" / "spark-server.pid").read_text())
     probe = subprocess.Popen([sys.executable, "-c", LOST], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env={**os.environ, "LUIGI_CONFIG_PATH": str(ops.path)})
@@ -212,13 +207,17 @@ def one_run(ops, folder) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def serve(ops, *conf: str) -> None:
-    ops.set("spark", "master", f"sc://127.0.0.1:{free_port()}")
+def serve(ops, *conf: str) -> str:
+    """Start bin/spark-server on a free port with the tests' settings and `conf`; its sc:// URL."""
+    url = f"sc://127.0.0.1:{free_port()}"
+    ops.set("spark", "master", url)
     ops.set("spark", "server_master", "local[2]")
     ops.set("spark", "server_dir", ops.var / "spark-server")
-    ops.set("spark", "conf", "|".join(["spark.sql.shuffle.partitions=8", *conf]))
+    if conf:
+        ops.set("spark", "conf", "|".join([ops.values["spark"]["conf"], *conf]))
     started = ops.run("spark-server", "start", timeout=180)
     assert started.returncode == 0, started.stderr
+    return url
 
 
 def test_runs_keep_one_session_whose_workers_start_warm_and_read_a_rebuilt_folder_afresh(ops, tmp_path):

@@ -1,9 +1,11 @@
 """The Spark session: `[spark]` settings pass through, and a forked Luigi task process never uses its parent's JVM."""
 import datetime as dt
 import multiprocessing
+import os
 import re
 import sys
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -70,8 +72,6 @@ def _report_inherited_state(queue):
 
 
 def test_a_kept_session_is_left_for_another_whenever_the_settings_the_code_or_the_packages_change(tmp_path):
-    import os
-
     code, packages = tmp_path / "nightshift", tmp_path / "site-packages"
     code.mkdir(), packages.mkdir()
     (code / "modeling.py").write_text("A = 1\n")
@@ -92,8 +92,6 @@ def test_a_kept_session_is_left_for_another_whenever_the_settings_the_code_or_th
 
 
 def test_a_read_a_killed_run_left_cached_is_read_anew_and_nothing_stays_cached(tmp_path):
-    import pandas as pd
-
     folder = tmp_path / "table"
     folder.mkdir()
     pd.DataFrame({"n": range(3)}).to_parquet(folder / "part-a.parquet")
