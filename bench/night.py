@@ -4,6 +4,7 @@
 Usage:
     bench/night.py --out FILE.json --date D                  DailyScoring(D)
     bench/night.py --out FILE.json --start A --stop B        DailyScoring(d) for d in A..B-1, one luigi.build
+    [--workers N]                                           Luigi workers (default: [core] workers, else 1)
 
 Config comes from LUIGI_CONFIG_PATH as for any run. Writes to FILE.json: wall time of luigi.build,
 per task family the summed `PROCESSING_TIME` (run() only) and how many ran, the import time, Luigi's
@@ -15,6 +16,7 @@ import datetime as dt
 import json
 import os
 import sys
+import tempfile
 import time
 
 STARTED = time.perf_counter()
@@ -26,27 +28,43 @@ import tasks  # noqa: E402
 import tasks.spark  # noqa: E402
 
 IMPORTED = time.perf_counter()
-stages: dict[str, dict] = {}
-first_start: list[float] = []
+# With --workers N Luigi runs each task in a forked process, where its events fire: every finished task
+# appends one line to this file, which the parent sums.
+EVENTS = tempfile.NamedTemporaryFile("a", prefix="night-", suffix=".jsonl", delete=False)
+
+
+def _record(**event) -> None:
+    # One write of one short line to a file opened for appending: lines of concurrent tasks never interleave.
+    os.write(EVENTS.fileno(), (json.dumps({"at": time.time(), **event}) + "\n").encode())
 
 
 @luigi.Task.event_handler(luigi.Event.START)
 def _start(task):
-    if not first_start:
-        first_start.append(time.perf_counter())
-
-
-jvm_started_in: list[str] = []
+    _record(started=task.task_family)
 
 
 @luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)
 def _processing_time(task, seconds):
-    # One worker runs tasks one after another: the first to finish once a session exists is the one that started it.
-    if not jvm_started_in and tasks.spark.startup_seconds is not None:
-        jvm_started_in.append(task.task_family)
-    entry = stages.setdefault(task.task_family, {"seconds": 0.0, "count": 0})
-    entry["seconds"] += seconds
-    entry["count"] += 1
+    _record(family=task.task_family, seconds=seconds, spark_startup=tasks.spark.startup_seconds)
+
+
+def summed(path: str) -> dict:
+    """Per task family the summed run() seconds and count, when the first task started, and the first task
+    that had a Spark session with how long that session took to start (in whichever process ran it)."""
+    stages: dict[str, dict] = {}
+    first_start = jvm_started_in = jvm_start = None
+    with open(path) as fh:
+        events = sorted((json.loads(line) for line in fh), key=lambda e: e["at"])
+    for event in events:
+        if "started" in event:
+            first_start = event["at"] if first_start is None else first_start
+            continue
+        if jvm_started_in is None and event["spark_startup"] is not None:
+            jvm_started_in, jvm_start = event["family"], event["spark_startup"]
+        entry = stages.setdefault(event["family"], {"seconds": 0.0, "count": 0})
+        entry["seconds"] += event["seconds"]
+        entry["count"] += 1
+    return {"stages": stages, "first_start": first_start, "jvm_started_in": jvm_started_in, "jvm_start": jvm_start}
 
 
 def main(argv=None) -> int:
@@ -55,6 +73,7 @@ def main(argv=None) -> int:
     parser.add_argument("--date", type=dt.date.fromisoformat)
     parser.add_argument("--start", type=dt.date.fromisoformat)
     parser.add_argument("--stop", type=dt.date.fromisoformat, help="exclusive, as RangeDaily's")
+    parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args(argv)
     if args.date:
         jobs = [tasks.DailyScoring(date=args.date)]
@@ -63,12 +82,14 @@ def main(argv=None) -> int:
         # an output with a filesystem path, which DailyScoring's (a database marker) does not have.
         days = (args.stop - args.start).days
         jobs = [tasks.DailyScoring(date=args.start + dt.timedelta(days=k)) for k in range(days)]
-    mark = time.perf_counter()
-    result = luigi.build(jobs, local_scheduler=True, workers=1, detailed_summary=True)
-    build = time.perf_counter() - mark
-    # luigi.build's completeness checks and graph walk, until the first task's run() starts (all of build if none ran)
-    scheduling = (first_start[0] if first_start else time.perf_counter()) - mark
-    spark_started = tasks.spark._session is not None
+    mark = time.time()
+    workers = args.workers or luigi.interface.core().workers
+    result = luigi.build(jobs, local_scheduler=True, workers=workers, detailed_summary=True)
+    build = time.time() - mark
+    ran = summed(EVENTS.name)
+    os.unlink(EVENTS.name)
+    # luigi.build's completeness checks and graph walk, until the first task starts (all of build if none ran)
+    scheduling = (ran["first_start"] or time.time()) - mark
     mark = time.perf_counter()
     tasks.spark.stop()
     stop = time.perf_counter() - mark
@@ -78,12 +99,13 @@ def main(argv=None) -> int:
         "import_seconds": IMPORTED - STARTED,
         "build_seconds": build,
         "spark_stop_seconds": stop,
-        "spark_started": spark_started,
+        "spark_started": ran["jvm_started_in"] is not None,
         "scheduling_seconds": scheduling,
         # inside the first Spark task's run(): launching the JVM and the SparkContext
-        "jvm_start_seconds": tasks.spark.startup_seconds,
-        "jvm_started_in": jvm_started_in[0] if jvm_started_in else None,
-        "stages": stages,
+        "jvm_start_seconds": ran["jvm_start"],
+        "jvm_started_in": ran["jvm_started_in"],
+        "workers": workers,
+        "stages": ran["stages"],
     }
     with open(args.out, "w") as fh:
         json.dump(report, fh, indent=2)

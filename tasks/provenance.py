@@ -378,13 +378,18 @@ class Provenance:
             self._recorded[task.task_id] = recorded_manifest(task)
         return self._recorded[task.task_id]
 
-    def expected(self, task: luigi.Task) -> dict:
-        """recipe, recipe_parts, recipe_version, config, inputs and fingerprint the task would record now."""
+    def expected(self, task: luigi.Task, inputs_complete: bool = False) -> dict:
+        """recipe, recipe_parts, recipe_version, config, inputs and fingerprint the task would record now.
+
+        `inputs_complete`: every dependency is known to be complete (in run(), Luigi checked them), so a dependency
+        contributes the fingerprint its output recorded (`effective` would compute the same one) without a walk
+        through its own inputs.
+        """
         if task.task_id not in self._expected:
             recorded_inputs = (self.recorded(task) or {}).get("inputs") or {}
             inputs, sources = {}, {}
             for dep in flatten(task.requires()):
-                fingerprint = self.effective(dep)
+                fingerprint = self.effective(dep, complete=inputs_complete)
                 for target in flatten(dep.output()):
                     # Relative to [paths] root: moving the whole root (a copy, a new mount) changes nothing.
                     uri = self._relative(target_label(target))
@@ -398,14 +403,15 @@ class Provenance:
             self._sources[task.task_id] = sources
         return self._expected[task.task_id]
 
-    def effective(self, task: luigi.Task) -> str:
-        """The fingerprint `task`'s output contributes to the tasks that read it."""
+    def effective(self, task: luigi.Task, complete: bool = False) -> str:
+        """The fingerprint `task`'s output contributes to the tasks that read it (`complete`: its output is known
+        to be complete, so not stale unless it stays, and what it recorded is that fingerprint either way)."""
         if is_raw_drop(task):
             return partition_fingerprint(target_label(task.output()))
         if not isinstance(task, Recorded):
             return "unrecorded"
         recorded = self.recorded(task)
-        if recorded is not None and "fingerprint" in recorded and self.stays(task):
+        if recorded is not None and "fingerprint" in recorded and (complete or self.stays(task)):
             return recorded["fingerprint"]  # kept as it is, stale or not: what it holds is what readers get
         return self.expected(task)["fingerprint"]
 
@@ -432,12 +438,13 @@ class Provenance:
     def must_rebuild(self, task: luigi.Task) -> bool:
         return not self.stays(task) and self.is_stale(task)
 
-    def manifest(self, task: luigi.Task, rows: int | None = None) -> dict:
-        """The manifest `task` writes with its output now."""
+    def manifest(self, task: luigi.Task, rows: int | None = None, inputs_complete: bool = True) -> dict:
+        """The manifest `task` writes with its output now: by default from its run(), where its dependencies are
+        complete (see `expected`)."""
         return {
             "task": task.task_family,
             "params": task.to_str_params(only_significant=True),
-            **self.expected(task),
+            **self.expected(task, inputs_complete=inputs_complete),
             "versions": library_versions(),
             "rows": rows,
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -574,6 +581,7 @@ def adopt(tasks: Iterable[luigi.Task], provenance: Provenance | None = None) -> 
     for task in tasks:
         if not isinstance(task, Recorded) or not task.output().exists() or provenance.recorded(task) is not None:
             continue
-        task.output().write_manifest({**provenance.manifest(task), "adopted": True})
+        # Not from a run(): its inputs may be stale, and it records what they will be once rebuilt.
+        task.output().write_manifest({**provenance.manifest(task, inputs_complete=False), "adopted": True})
         adopted.append(task)
     return adopted
