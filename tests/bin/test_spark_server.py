@@ -9,7 +9,7 @@ import time
 
 import pandas as pd
 
-from tasks.cli.spark_server import python_processes
+from tasks.cli.spark_server import python_processes, server_settings
 from tests.bin.conftest import free_port
 from tests.conftest import REPO, SCORE_DATE
 
@@ -75,6 +75,7 @@ def test_run_daily_starts_the_server_and_its_night_scores_as_a_local_one(ops, sc
         status = ops.run("spark-server", "status")
         assert status.returncode == 0 and f"running: {url}" in status.stdout
         pid = int(pidfile.read_text())
+        assert b"-XX:+UseParallelGC" in open(f"/proc/{pid}/cmdline", "rb").read(), "the server's JVM, as started"
         workers, _ = python_processes(pid)
         assert workers >= 1, "the night's Python functions ran on the server's workers"
         pd.testing.assert_series_equal(predictions(scored_root), predictions(scored_template), rtol=0, atol=1e-12)
@@ -105,6 +106,14 @@ def test_run_daily_starts_the_server_and_its_night_scores_as_a_local_one(ops, sc
     assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stderr
     assert not pidfile.exists()
     assert live_group_members(pid) == [], "stop takes the server's Python daemons and workers with it"
+
+
+def test_the_server_runs_the_throughput_collector_unless_spark_conf_picks_one(overlay):
+    options = server_settings(15002)["spark.driver.extraJavaOptions"].split()
+    assert "-XX:+UseParallelGC" in options and "-XX:TieredStopAtLevel=1" not in options
+    assert any(option.startswith("-Dlog4j2.configurationFile=") for option in options)
+    overlay.set("spark", "conf", "spark.driver.extraJavaOptions=-XX:+UseG1GC -XX:+PrintGCDetails")
+    assert server_settings(15002)["spark.driver.extraJavaOptions"] == "-XX:+UseG1GC -XX:+PrintGCDetails"
 
 
 def test_a_night_whose_server_is_down_fails_at_once_naming_it(ops, scored_root):
