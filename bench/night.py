@@ -84,10 +84,12 @@ def main(argv=None) -> int:
         jobs = [tasks.DailyScoring(date=args.start + dt.timedelta(days=k)) for k in range(days)]
     mark = time.time()
     workers = args.workers or luigi.interface.core().workers
-    result = luigi.build(jobs, local_scheduler=True, workers=workers, detailed_summary=True)
-    build = time.time() - mark
-    ran = summed(EVENTS.name)
-    os.unlink(EVENTS.name)
+    try:
+        result = luigi.build(jobs, local_scheduler=True, workers=workers, detailed_summary=True)
+        build = time.time() - mark
+        ran = summed(EVENTS.name)
+    finally:
+        os.unlink(EVENTS.name)
     # luigi.build's completeness checks and graph walk, until the first task starts (all of build if none ran)
     scheduling = (ran["first_start"] or time.time()) - mark
     mark = time.perf_counter()

@@ -361,7 +361,7 @@ class Provenance:
     """
 
     def __init__(self):
-        self._expected: dict[str, dict] = {}
+        self._expected: dict[tuple[str, bool], dict] = {}
         self._sources: dict[str, dict[str, luigi.Task]] = {}
         self._recorded: dict[str, dict | None] = {}
         self._published: dict[dt.date, bool] = {}
@@ -385,7 +385,8 @@ class Provenance:
         contributes the fingerprint its output recorded (`effective` would compute the same one) without a walk
         through its own inputs.
         """
-        if task.task_id not in self._expected:
+        key = (task.task_id, inputs_complete)
+        if key not in self._expected:
             recorded_inputs = (self.recorded(task) or {}).get("inputs") or {}
             inputs, sources = {}, {}
             for dep in flatten(task.requires()):
@@ -399,9 +400,9 @@ class Provenance:
             values = {**recipe_of(type(task)), "config": settings(getattr(task, "config_keys", ()), self._sections),
                       "inputs": dict(sorted(inputs.items()))}
             values["fingerprint"] = _digest({k: values[k] for k in ("recipe", "config", "inputs")})
-            self._expected[task.task_id] = values
+            self._expected[key] = values
             self._sources[task.task_id] = sources
-        return self._expected[task.task_id]
+        return self._expected[key]
 
     def effective(self, task: luigi.Task, complete: bool = False) -> str:
         """The fingerprint `task`'s output contributes to the tasks that read it (`complete`: its output is known
