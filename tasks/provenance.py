@@ -381,9 +381,9 @@ class Provenance:
     def expected(self, task: luigi.Task, inputs_complete: bool = False) -> dict:
         """recipe, recipe_parts, recipe_version, config, inputs and fingerprint the task would record now.
 
-        `inputs_complete`: every dependency is known to be complete (in run(), Luigi checked them), so a dependency
-        contributes the fingerprint its output recorded (`effective` would compute the same one) without a walk
-        through its own inputs.
+        `inputs_complete`: every dependency is known to be complete (in run(): the scheduler runs a task only once
+        its dependencies are done), so a dependency contributes the fingerprint its output recorded (`effective`
+        would compute the same one) without a walk through its own inputs.
         """
         key = (task.task_id, inputs_complete)
         if key not in self._expected:
