@@ -284,6 +284,7 @@ class ClientFeatures(Recorded, SparkTask):
         max_rate = config.validate().max_quarantine_rate
         source = self.input().file(CLIENTS_FILE)
         snapshot = clean_client_snapshot(spark, read_clients_csv(spark, source, cfg.encoding), cfg)
+        manifest = self.manifest()  # the quarantine's and the features'
         with cached(snapshot, fs.spark_uri(source)) as cleaned:
             flagged = flag_duplicates(spark, cleaned)
             total, counts = _reason_counts(flagged)
@@ -292,12 +293,12 @@ class ClientFeatures(Recorded, SparkTask):
             rejected = flagged.where(F.col("reason").isNotNull()).select(
                 *[F.col(f"raw_{name}").alias(name) for name in CLIENT_COLUMNS], "reason", F.col("raw_line").alias("line")
             )
-            write_quarantine(self.quarantine(), rejected, source, total, counts, self.manifest())
+            write_quarantine(self.quarantine(), rejected, source, total, counts, manifest)
             check_quarantine_rate(source, total, counts, max_rate, self.quarantine().uri)
             valid = flagged.where(F.col("reason").isNull()).select(
                 "client_id", F.col("is_male").cast("int"), F.col("age").cast("int"), "salary_rub_month"
             )
-            with self.output().temporary_path(self.manifest()) as tmp:
+            with self.output().temporary_path(manifest) as tmp:
                 valid.write.parquet(tmp)
 
 
@@ -426,15 +427,16 @@ class TransactionDaily(Recorded, SparkTask):
         rows = transaction_rows(source)  # the footers: the volume is judged before a row is read
         check_empty_day(source, rows, config.validate().min_volume_ratio)
         check_drop_volume("transactions", self.date, rows, source)
+        manifest = self.manifest()  # the quarantine's and the aggregate's
         with cached(day, fs.spark_uri(source)) as flagged:
             total, counts = _reason_counts(flagged)
             write_quarantine(self.quarantine(), flagged.where(F.col("reason").isNotNull()), source, total, counts,
-                             self.manifest())
+                             manifest)
             if total:
                 check_quarantine_rate(source, total, counts, config.validate().max_quarantine_rate,
                                       self.quarantine().uri)
             daily = aggregate_day(flagged.where(F.col("reason").isNull()), self.date)
-            with self.output().temporary_path(self.manifest()) as tmp:
+            with self.output().temporary_path(manifest) as tmp:
                 daily.coalesce(1).write.parquet(tmp)
 
 
