@@ -13,7 +13,7 @@ import luigi
 
 from targets import fs
 from tasks import config
-from tasks.errors import ExplainsFailures, ServiceUnavailable
+from tasks.errors import ConfigurationError, ExplainsFailures, ServiceUnavailable
 
 _session = None
 _owner_pid = None
@@ -210,8 +210,27 @@ def _connect(conf: dict[str, str]):
         spark = _open(url)
     spark.registerProgressHandler(_connect_progress)
     for key, value in session_settings(conf).items():
-        spark.conf.set(key, value)
+        _set_session_setting(spark, key, value, url)
     return spark
+
+
+def _set_session_setting(spark, key: str, value: str, url: str) -> None:
+    """Set one SQL setting on a Spark Connect session. A static one (e.g. spark.sql.codegen.cache.maxEntries) only
+    the server's start can apply: accepted when the server runs with that value, else a ConfigurationError."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        spark.conf.set(key, value)
+    except AnalysisException as exc:
+        if exc.getCondition() != "CANNOT_MODIFY_STATIC_CONFIG":
+            raise
+        running = spark.conf.get(key)
+        if running != value:
+            raise ConfigurationError(
+                f"[spark] conf: {key}={value} is a static Spark setting, applied when the server starts, and the "
+                f"server at {url} runs with {running}: restart it "
+                f"(bin/spark-server restart) to apply it"
+            ) from None
 
 
 def _open(url: str):
