@@ -101,18 +101,19 @@ def test_run_daily_starts_the_server_and_its_night_scores_as_a_local_one(ops, sc
 
         # A static SQL setting only the server's start applies: a run accepts the value the server runs with
         # (Spark's default here) and names the key and the restart for another, instead of Spark's refusal.
-        opened = "from tasks import spark; print(spark.session().range(3).count())"
-        for value in (100, 333):
-            ops.set("spark", "conf", f"spark.sql.shuffle.partitions=8|spark.sql.codegen.cache.maxEntries={value}")
-            run = subprocess.run([sys.executable, "-c", opened], cwd=REPO, capture_output=True, text=True,
-                                 env={**os.environ, "LUIGI_CONFIG_PATH": str(ops.path)}, timeout=120)
-            if value == 100:
-                assert run.returncode == 0 and run.stdout.split()[-1] == "3", run.stderr[-2000:]
-            else:
-                assert run.returncode != 0
-                assert (f"ConfigurationError: [spark] conf: spark.sql.codegen.cache.maxEntries=333 is a static Spark "
-                        f"setting, applied when the server starts, and the server at {url} runs with 100: restart it "
-                        f"(bin/spark-server restart)") in run.stderr, run.stderr[-2000:]
+        def open_session_with(max_entries: int) -> subprocess.CompletedProcess:
+            ops.set("spark", "conf", f"spark.sql.shuffle.partitions=8|spark.sql.codegen.cache.maxEntries={max_entries}")
+            opened = "from tasks import spark; print(spark.session().range(3).count())"
+            return subprocess.run([sys.executable, "-c", opened], cwd=REPO, capture_output=True, text=True,
+                                  env={**os.environ, "LUIGI_CONFIG_PATH": str(ops.path)}, timeout=120)
+
+        same = open_session_with(100)
+        assert same.returncode == 0 and same.stdout.split()[-1] == "3", same.stderr[-2000:]
+        other = open_session_with(333)
+        assert other.returncode != 0
+        assert (f"ConfigurationError: [spark] conf: spark.sql.codegen.cache.maxEntries=333 is a static Spark "
+                f"setting, applied when the server starts, and the server at {url} runs with 100: restart it "
+                f"(bin/spark-server restart)") in other.stderr, other.stderr[-2000:]
 
         again = ops.run("spark-server", "start")
         assert again.returncode == 0 and "already running" in again.stdout
