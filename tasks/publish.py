@@ -19,6 +19,7 @@ from tasks.provenance import Recorded
 from tasks.validate import ValidatePredictions
 
 CHUNK_ROWS = 10_000
+SQLITE_INSERT_ROWS = 333  # 3 parameters a row: within 999, the fewest a statement may have in any SQLite
 
 METADATA = sa.MetaData()
 PREDICTIONS = sa.Table(
@@ -117,19 +118,39 @@ def bulk_load(conn: sa.engine.Connection, day: dt.date, records: Iterable[Record
         finally:
             cursor.close()
         return seen
-    sqlite = conn.dialect.name == "sqlite"
-    # SQLAlchemy's per-row parameter handling costs more than SQLite's insert itself (about half the publish
-    # time at 100k rows): SQLite's driver gets plain tuples in the table's column order.
-    insert = str(PREDICTIONS.insert().compile(dialect=conn.dialect)) if sqlite else None
-    date = (day.isoformat(),)
+    if conn.dialect.name == "sqlite":
+        return _sqlite_load(conn, day, records, seen)
     for chunk in _chunks(records):
-        if sqlite:  # the records are Python ints, floats and strs already (arrow_records)
-            conn.exec_driver_sql(insert, [date + record for record in chunk])
-        else:
-            conn.execute(PREDICTIONS.insert(), [{"score_date": day, "client_id": int(cid), "score": float(score),
-                                                 "model_version": version} for cid, score, version in chunk])
+        conn.execute(PREDICTIONS.insert(), [{"score_date": day, "client_id": int(cid), "score": float(score),
+                                             "model_version": version} for cid, score, version in chunk])
         seen["rows"] += len(chunk)
         seen["versions"].update(version for _, _, version in chunk)
+    return seen
+
+
+def _sqlite_load(conn: sa.engine.Connection, day: dt.date, records: Iterable[Record], seen: dict) -> dict:
+    """bulk_load on SQLite: INSERTs of SQLITE_INSERT_ROWS rows each, through the driver's cursor.
+
+    SQLAlchemy's per-row parameter handling costs more than SQLite's insert itself, and so does the driver's
+    executemany, a statement per row: a million rows take 1.4 s that way and 0.45 s in INSERTs of 333 rows. The
+    records are Python ints, floats and strs already (arrow_records); the day is the same in every row and is
+    written into the statement as the text the Date column holds.
+    """
+    values = f"('{day.isoformat()}', ?, ?, ?)"
+    statements: dict[int, str] = {}
+    cursor = conn.connection.cursor()
+    try:
+        for chunk in _chunks(records):
+            for start in range(0, len(chunk), SQLITE_INSERT_ROWS):
+                rows = chunk[start:start + SQLITE_INSERT_ROWS]
+                if len(rows) not in statements:
+                    statements[len(rows)] = (f"INSERT INTO {PREDICTIONS.name} (score_date, client_id, score, model_version)"
+                                             f" VALUES {', '.join([values] * len(rows))}")
+                cursor.execute(statements[len(rows)], tuple(itertools.chain.from_iterable(rows)))
+            seen["rows"] += len(chunk)
+            seen["versions"].update(version for _, _, version in chunk)
+    finally:
+        cursor.close()
     return seen
 
 

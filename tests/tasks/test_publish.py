@@ -58,6 +58,18 @@ def test_publish_replaces_the_day_and_a_rerun_keeps_exactly_one_copy(url):
     assert tuple(who) == ("alice", "campaign")
 
 
+def test_a_day_of_many_rows_is_stored_row_for_row_to_the_last_bit_of_each_score(url):
+    # Several load chunks, the last statement shorter than the others; scores that need all 17 digits.
+    rows = [(10**12 + i, (i * 0.6180339887498949) % 1, f"m{i % 3}") for i in range(25_001)]
+    assert publish_day(url, DAY, rows, "accepted") == 25_001
+    with engine(url).connect() as conn:
+        stored = conn.execute(sa.text("SELECT score_date, client_id, score, model_version FROM predictions")).fetchall()
+        logged = conn.execute(sa.text("SELECT rows, model_version FROM publish_log")).fetchall()
+    assert {str(day) for day, *_ in stored} == {str(DAY)}
+    assert sorted((int(cid), float(score), version) for _, cid, score, version in stored) == rows
+    assert [tuple(r) for r in logged] == [(25_001, "m0,m1,m2")]
+
+
 def test_a_failure_after_the_delete_leaves_the_previous_state_exactly(url):
     publish_day(url, DAY, rows_of(DAY, 50), "accepted")
     publish_day(url, NEXT, rows_of(NEXT, 40), "accepted")
