@@ -103,7 +103,8 @@ class _CsvStream(io.RawIOBase):
 
 
 def bulk_load(conn: sa.engine.Connection, day: dt.date, records: Iterable[Record]) -> dict:
-    """Load the day's rows inside the caller's transaction: COPY on PostgreSQL, executemany elsewhere."""
+    """Load the day's rows inside the caller's transaction: COPY on PostgreSQL, multi-row INSERTs on SQLite
+    (`_sqlite_load`), SQLAlchemy's executemany elsewhere."""
     seen = {"rows": 0, "versions": set()}
     if conn.dialect.name == "postgresql":
         cursor = conn.connection.cursor()
