@@ -63,6 +63,12 @@ def _chunks(records: Iterable[Record]) -> Iterator[list[Record]]:
         yield chunk
 
 
+def _tally(seen: dict, chunk: list[Record]) -> None:
+    """Count a loaded chunk into `seen`: rows, and the model versions publish_log records."""
+    seen["rows"] += len(chunk)
+    seen["versions"].update(version for _, _, version in chunk)
+
+
 class _CsvStream(io.RawIOBase):
     """A read-only file over CSV text made chunk by chunk, so COPY streams without the whole day in memory."""
 
@@ -78,8 +84,7 @@ class _CsvStream(io.RawIOBase):
             writer = csv.writer(text, lineterminator="\n")
             # repr() round-trips a double exactly: PostgreSQL stores the very score SQLite would.
             writer.writerows((day, cid, repr(float(score)), version) for cid, score, version in chunk)
-            seen["rows"] += len(chunk)
-            seen["versions"].update(version for _, _, version in chunk)
+            _tally(seen, chunk)
             yield text.getvalue().encode()
 
     def readable(self) -> bool:
@@ -124,8 +129,7 @@ def bulk_load(conn: sa.engine.Connection, day: dt.date, records: Iterable[Record
     for chunk in _chunks(records):
         conn.execute(PREDICTIONS.insert(), [{"score_date": day, "client_id": int(cid), "score": float(score),
                                              "model_version": version} for cid, score, version in chunk])
-        seen["rows"] += len(chunk)
-        seen["versions"].update(version for _, _, version in chunk)
+        _tally(seen, chunk)
     return seen
 
 
@@ -148,8 +152,7 @@ def _sqlite_load(conn: sa.engine.Connection, day: dt.date, records: Iterable[Rec
                     statements[len(rows)] = (f"INSERT INTO {PREDICTIONS.name} (score_date, client_id, score, model_version)"
                                              f" VALUES {', '.join([values] * len(rows))}")
                 cursor.execute(statements[len(rows)], tuple(itertools.chain.from_iterable(rows)))
-            seen["rows"] += len(chunk)
-            seen["versions"].update(version for _, _, version in chunk)
+            _tally(seen, chunk)
     finally:
         cursor.close()
     return seen
