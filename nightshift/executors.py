@@ -20,20 +20,52 @@ class Payload:
 
 # The model a reused Python worker has already unpickled, keyed by its sha256: one load per worker, not per batch.
 _models: dict[str, object] = {}
+# Rows a worker reads from a feature file at a time (score_files): as many as Spark's Arrow batches hold
+# (`spark.sql.execution.arrow.maxRecordsPerBatch` in tasks/spark.py), so either way scores the same batches.
+FILE_BATCH_ROWS = 100_000
 
 
-def score_batches(
-    batches: Iterable[pd.DataFrame], *, model_blob, digest: str, features: list[str], version: str,
-) -> Iterator[pd.DataFrame]:
-    """Score feature rows batch by batch: client_id, score, model_version.
-
-    `model_blob` is anything with a `.value` holding the model file's bytes (a Spark broadcast); the
-    bytes are checked against `digest` before unpickling, once per worker process.
-    """
+def _model(model_blob, digest: str):
+    """The model in `model_blob.value` (a Spark broadcast, or a Payload), its bytes checked against `digest` before
+    unpickling, once per worker process."""
     from nightshift import modeling
 
     model = _models.get(digest)
     if model is None:
         model = _models[digest] = modeling.load_model(model_blob.value, digest, "broadcast model")
+    return model
+
+
+def _scored(batch: pd.DataFrame, model, features: list[str], version: str) -> pd.DataFrame:
+    from nightshift import modeling
+
+    return pd.DataFrame({KEY: batch[KEY], "score": modeling.score(model, batch, features), "model_version": version})
+
+
+def score_batches(
+    batches: Iterable[pd.DataFrame], *, model_blob, digest: str, features: list[str], version: str,
+) -> Iterator[pd.DataFrame]:
+    """Score feature rows batch by batch, as Spark hands them over: client_id, score, model_version."""
+    model = _model(model_blob, digest)
     for batch in batches:
-        yield pd.DataFrame({KEY: batch[KEY], "score": modeling.score(model, batch, features), "model_version": version})
+        yield _scored(batch, model, features, version)
+
+
+def score_files(
+    indexes: Iterable[pd.DataFrame], *, model_blob, digest: str, features: list[str], version: str, filesystem,
+    paths: list[str],
+) -> Iterator[pd.DataFrame]:
+    """Score whole parquet files of feature rows, which the worker reads itself: client_id, score, model_version.
+
+    `indexes` are batches of an `id` column (spark.range), each id the position of a file in `paths`, which are
+    paths on `filesystem` (a pyarrow FileSystem). A file is read FILE_BATCH_ROWS rows at a time, so the feature
+    rows never pass through the JVM, and a worker holds one batch of them at a time.
+    """
+    import pyarrow.parquet as pq
+
+    model = _model(model_blob, digest)
+    for frame in indexes:
+        for index in frame["id"]:
+            with filesystem.open_input_file(paths[index]) as source:
+                for batch in pq.ParquetFile(source).iter_batches(FILE_BATCH_ROWS, columns=[KEY, *features]):
+                    yield _scored(batch.to_pandas(), model, features, version)

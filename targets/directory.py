@@ -149,9 +149,7 @@ class ParquetTarget(DirectoryTarget):
         import pyarrow.parquet as pq
 
         filesystem, path = fs.resolve(self.uri)
-        for name in fs.list_dir(self.uri):
-            if name.startswith(("_", ".")):
-                continue
+        for name in fs.data_files(self.uri):
             try:
                 pq.read_metadata(f"{path}/{name}", filesystem=filesystem)
             except (pa.ArrowInvalid, OSError) as exc:
@@ -168,9 +166,7 @@ def parquet_rows(uri: str) -> int | None:
 
     filesystem, path = fs.resolve(uri)
     total = 0
-    for name in fs.list_dir(uri):
-        if name.startswith(("_", ".")):
-            continue
+    for name in fs.data_files(uri):
         try:
             with filesystem.open_input_file(f"{path}/{name}") as f:
                 total += pq.read_metadata(f).num_rows

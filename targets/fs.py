@@ -164,6 +164,12 @@ def list_dir(uri: str) -> list[str]:
     return sorted(info.base_name for info in infos)
 
 
+def data_files(uri: str) -> list[str]:
+    """Names of the data files of a dataset folder: all but the bookkeeping (`_SUCCESS`, `_manifest.json`, Spark's
+    and Hadoop's `_*` and `.*` files)."""
+    return [name for name in list_dir(uri) if not name.startswith(("_", "."))]
+
+
 def file_stats(uri: str) -> list[tuple[str, int, int]]:
     """(path relative to the folder, size in bytes, modification time in ns) of every file under a folder,
     recursively, sorted; one listing call, no file is opened. Empty when the folder does not exist."""

@@ -312,7 +312,7 @@ def check_transaction_files(uri: str) -> list[str]:
     import pyarrow.parquet as pq
 
     expected = ", ".join(f"{name} {kind}" for name, (kind, _) in TRANSACTION_SCHEMA.items())
-    names = [name for name in fs.list_dir(uri) if not name.startswith(("_", "."))]
+    names = fs.data_files(uri)
     if not names:
         raise SchemaError(f"{uri}: no data files; expected parquet files with {expected}")
     filesystem, path = fs.resolve(uri)
@@ -400,8 +400,7 @@ def aggregate_day(transactions, day: dt.date):
 def check_empty_day(source: str, rows: int, min_volume_ratio: float) -> None:
     """A transactions day without rows fails unless `[validate] min_volume_ratio` = 0 accepts days without activity."""
     if rows == 0 and min_volume_ratio > 0:
-        files = [name for name in fs.list_dir(source) if not name.startswith(("_", "."))]
-        raise SchemaError(f"{source}: no data rows in {', '.join(files)}; a day without "
+        raise SchemaError(f"{source}: no data rows in {', '.join(fs.data_files(source))}; a day without "
                           f"transactions is accepted with [validate] min_volume_ratio = 0")
 
 

@@ -71,8 +71,7 @@ def transaction_rows(uri: str) -> int:
     import pyarrow.parquet as pq
 
     filesystem, path = fs.resolve(uri)
-    names = [name for name in fs.list_dir(uri) if not name.startswith(("_", "."))]
-    return sum(pq.read_metadata(f"{path}/{name}", filesystem=filesystem).num_rows for name in names)
+    return sum(pq.read_metadata(f"{path}/{name}", filesystem=filesystem).num_rows for name in fs.data_files(uri))
 
 
 def csv_rows(uri: str) -> int:

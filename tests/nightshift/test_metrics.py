@@ -54,6 +54,15 @@ def test_feature_reference_keeps_repeated_values_in_one_bin_and_counts_missing_a
     assert beyond["counts"][0] == 1 and beyond["counts"][-1] == 1 and beyond["missing"] == 2
 
 
+def test_a_value_on_a_cut_point_falls_in_the_bin_the_cut_closes():
+    from nightshift.metrics import feature_histogram
+
+    reference = {"edges": [1.0, 2.0, 5.0]}  # bins (-inf, 1], (1, 2], (2, 5], (5, inf)
+    values = np.array([-np.inf, 1.0, 1.0000001, 2.0, 2.5, 5.0, 5.5, np.inf, np.nan])
+    assert feature_histogram(values, reference) == {"counts": [2, 2, 2, 2], "missing": 1}
+    assert feature_histogram(np.array([]), reference) == {"counts": [0, 0, 0, 0], "missing": 0}
+
+
 def test_feature_psi_is_zero_on_the_same_data_and_large_when_it_shifts():
     from nightshift.metrics import feature_psi, feature_reference
 
