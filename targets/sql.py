@@ -117,6 +117,17 @@ def column_summary(url: str, table: str, column: str, day: dt.date, edges: list[
             "counts": [int(c or 0) for c in row[2:]]}
 
 
+def stored_summary(url: str, day: dt.date, table: str = "publish_log") -> dict | None:
+    """The `score_summary` (JSON) the marker row of `day` holds, or None: a day published by an older release, or a
+    table from before the column existed."""
+    eng = engine(url)
+    if "score_summary" not in {c["name"] for c in sa.inspect(eng).get_columns(table)}:
+        return None
+    with eng.connect() as conn:
+        text = conn.execute(sa.text(f"SELECT score_summary FROM {table} WHERE score_date = :d"), {"d": day}).scalar()
+    return json.loads(text) if text else None
+
+
 def add_missing_column(conn: sa.engine.Connection, table: str, column: str, sql_type: str) -> bool:
     """ALTER TABLE a table made by an older release to hold a nullable column it lacks; True when added."""
     if column in {c["name"] for c in sa.inspect(conn).get_columns(table)}:

@@ -10,6 +10,7 @@ import luigi
 import pyarrow as pa
 import sqlalchemy as sa
 
+from nightshift import metrics
 from nightshift.schema import PREDICTION_COLUMNS, REPORT_FILE
 from targets.sql import UNREACHABLE, PublishMarker, add_missing_column, describe, engine, unreachable_reason
 from tasks import config
@@ -42,6 +43,9 @@ PUBLISH_LOG = sa.Table(
     sa.Column("note", sa.Text, nullable=True),
     # What the published batch was made from (docs/provenance.md); absent in tables made by older releases.
     sa.Column("manifest", sa.Text, nullable=True),
+    # The day's mean, rows and histogram over its model's reference bins (JSON), which the next night's gate
+    # compares with: a read of one row instead of a pass over the day's rows. Absent in older releases' tables.
+    sa.Column("score_summary", sa.Text, nullable=True),
 )
 LATEST_VIEW = (
     "CREATE VIEW predictions_latest AS SELECT * FROM predictions "
@@ -159,10 +163,11 @@ def _sqlite_load(conn: sa.engine.Connection, day: dt.date, records: Iterable[Rec
 
 
 def replace_day(conn: sa.engine.Connection, day: dt.date, records: Iterable[Record], verdict: str | None = None,
-                approval: dict | None = None, manifest: dict | None = None) -> int:
+                approval: dict | None = None, manifest: dict | None = None, summary: dict | None = None) -> int:
     """Inside the caller's transaction: delete the day's rows, load the new ones, write the marker, (re)make the view."""
     METADATA.create_all(conn)
-    add_missing_column(conn, PUBLISH_LOG.name, "manifest", "TEXT")
+    for column in ("manifest", "score_summary"):
+        add_missing_column(conn, PUBLISH_LOG.name, column, "TEXT")
     conn.execute(PREDICTIONS.delete().where(PREDICTIONS.c.score_date == day))
     conn.execute(PUBLISH_LOG.delete().where(PUBLISH_LOG.c.score_date == day))
     loaded = bulk_load(conn, day, records)
@@ -172,6 +177,7 @@ def replace_day(conn: sa.engine.Connection, day: dt.date, records: Iterable[Reco
         published_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
         verdict=verdict, approved_by=approval.get("by"), note=approval.get("reason"),
         manifest=None if manifest is None else json.dumps({**manifest, "rows": loaded["rows"]}, sort_keys=True, default=str),
+        score_summary=None if summary is None else json.dumps(summary),
     ))
     conn.execute(sa.text("DROP VIEW IF EXISTS predictions_latest"))
     conn.execute(sa.text(LATEST_VIEW))
@@ -179,10 +185,10 @@ def replace_day(conn: sa.engine.Connection, day: dt.date, records: Iterable[Reco
 
 
 def publish_day(url: str, day: dt.date, records: Iterable[Record], verdict: str | None = None,
-                approval: dict | None = None, manifest: dict | None = None) -> int:
+                approval: dict | None = None, manifest: dict | None = None, summary: dict | None = None) -> int:
     """Replace `day` in the database at `url` in one transaction: all of it is visible afterwards, or none."""
     with engine(url).begin() as conn:
-        return replace_day(conn, day, records, verdict, approval, manifest)
+        return replace_day(conn, day, records, verdict, approval, manifest, summary)
 
 
 class Publish(Recorded, ExplainsFailures, luigi.Task):
@@ -201,9 +207,12 @@ class Publish(Recorded, ExplainsFailures, luigi.Task):
         report = json.loads(self.input()["validation"].read_file(REPORT_FILE))
         table = self.input()["predictions"].read_arrow()
         url = self.output().url
+        edges = report["reference_histogram"]["edges"]
+        scores = table.column("score").to_numpy(zero_copy_only=False).astype(float)
+        summary = {"edges": edges, **metrics.score_summary(scores, edges)}
         try:
             publish_day(url, self.date, arrow_records(table), report["verdict"], report.get("approval"),
-                        self.manifest())
+                        self.manifest(), summary)
         except UNREACHABLE as exc:
             raise PublishError(
                 f"cannot write to the production database {describe(url)} ({unreachable_reason(url, exc)}): nothing was "

@@ -102,6 +102,10 @@ class ValidatePredictions(Recorded, ExplainsFailures, luigi.Task):
     def previous_day(self, edges: list[float]) -> tuple[dict | None, str | None]:
         """Mean and histogram (today's bins) of the last day in production before this one, and why it is unknown.
 
+        They come from the summary Publish stored in that day's publish_log row when it was binned like today (the
+        same model): one row read. Otherwise (another model's bins, a day an older release published) the database
+        computes them from the day's rows, a pass over a million rows taking 0.3-0.5 s in SQLite.
+
         With the production database unreachable the batch is still validated on everything else (the
         mean-shift check is skipped, saying why): Publish is the task that needs the database and the one that
         fails, so the rerun once it is back redoes nothing before Publish.
@@ -111,6 +115,9 @@ class ValidatePredictions(Recorded, ExplainsFailures, luigi.Task):
             day = sql.previous_publication(url, self.date)
             if day is None:
                 return None, None
+            stored = sql.stored_summary(url, day)
+            if stored is not None and stored.pop("edges", None) == edges:
+                return {"date": day.isoformat(), **stored}, None
             return {"date": day.isoformat(), **sql.column_summary(url, "predictions", "score", day, edges)}, None
         except sql.UNREACHABLE as exc:
             where = sql.describe(url)

@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from targets.directory import ParquetTarget
-from tasks import DailyScoring, Publish, ValidatePredictions, config
+from targets.sql import column_summary
+from tasks import DailyScoring, Publish, TrainModel, ValidatePredictions, config
 from tasks.errors import ApprovalError, PredictionsRejected
 from tasks.validate import approve
 from tests.conftest import (DRIFT_DATE, REPO, SCORE_DATE, TEST_CONFIG, add_drifted_day, build, families,
@@ -64,6 +65,29 @@ def test_a_steady_next_day_is_accepted_against_the_last_published_day(next_day):
     state = production(config.publish().database_url())
     assert state["latest"] == [(DRIFT_DATE.isoformat(), got["rows"])]
     assert state["log"][-1][2:] == ("accepted", "None", "None")
+
+
+def test_the_last_published_days_figures_are_the_databases_whether_publish_stored_them_or_not(next_day):
+    next_day_from(next_day, lambda s: s)
+    url = config.publish().database_url()
+    edges = TrainModel(date=SCORE_DATE).output().metadata()["reference_histogram"]["edges"]
+    in_database = column_summary(url, "predictions", "score", SCORE_DATE, edges)
+    with sa.create_engine(url).connect() as conn:
+        stored = json.loads(conn.execute(sa.text("SELECT score_summary FROM publish_log WHERE score_date = :d"),
+                                         {"d": SCORE_DATE}).scalar())
+    assert stored["edges"] == edges and stored["counts"] == in_database["counts"]
+    assert stored["rows"] == in_database["rows"] and stored["mean"] == pytest.approx(in_database["mean"], rel=1e-12)
+    validate = ValidatePredictions(date=DRIFT_DATE)
+    for summary in ("stored by Publish", "none, as in a day an older release published"):
+        if summary.startswith("none"):
+            with sa.create_engine(url).begin() as conn:
+                conn.execute(sa.text("UPDATE publish_log SET score_summary = NULL"))
+            assert validate.output().remove()
+        assert not build(validate)["failed"], summary
+        previous = report()["previous"]
+        assert previous["date"] == SCORE_DATE.isoformat(), summary
+        assert (previous["rows"], previous["counts"]) == (in_database["rows"], in_database["counts"]), summary
+        assert previous["mean"] == pytest.approx(in_database["mean"], rel=1e-12), summary
 
 
 def test_a_shifted_batch_is_rejected_and_production_keeps_the_previous_day(next_day):
