@@ -8,7 +8,7 @@ from typing import Iterable, Iterator
 
 import pandas as pd
 
-from nightshift.schema import KEY
+from nightshift.schema import KEY, SCORE_BATCH_ROWS
 
 
 class Payload:
@@ -20,9 +20,6 @@ class Payload:
 
 # The model a reused Python worker has already unpickled, keyed by its sha256: one load per worker, not per batch.
 _models: dict[str, object] = {}
-# Rows a worker reads from a feature file at a time (score_files): as many as Spark's Arrow batches hold
-# (`spark.sql.execution.arrow.maxRecordsPerBatch` in tasks/spark.py), so either way scores the same batches.
-FILE_BATCH_ROWS = 100_000
 
 
 def _model(model_blob, digest: str):
@@ -58,7 +55,7 @@ def score_files(
     """Score whole parquet files of feature rows, which the worker reads itself: client_id, score, model_version.
 
     `indexes` are batches of an `id` column (spark.range), each id the position of a file in `paths`, which are
-    paths on `filesystem` (a pyarrow FileSystem). A file is read FILE_BATCH_ROWS rows at a time, so the feature
+    paths on `filesystem` (a pyarrow FileSystem). A file is read SCORE_BATCH_ROWS rows at a time, so the feature
     rows never pass through the JVM, and a worker holds one batch of them at a time.
     """
     import pyarrow.parquet as pq
@@ -67,5 +64,5 @@ def score_files(
     for frame in indexes:
         for index in frame["id"]:
             with filesystem.open_input_file(paths[index]) as source:
-                for batch in pq.ParquetFile(source).iter_batches(FILE_BATCH_ROWS, columns=[KEY, *features]):
+                for batch in pq.ParquetFile(source).iter_batches(SCORE_BATCH_ROWS, columns=[KEY, *features]):
                     yield _scored(batch.to_pandas(), model, features, version)

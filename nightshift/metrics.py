@@ -16,17 +16,6 @@ def histogram(scores: np.ndarray, edges: list[float]) -> list[int]:
     return [int(c) for c in counts]
 
 
-def score_summary(scores: np.ndarray, edges: list[float]) -> dict:
-    """Mean, row count and histogram over `edges` of a day's scores, as a database computes them from its rows:
-    the mean and the bins skip missing (NaN) scores, the row count does not; bins are [e_i, e_i+1), the last closed,
-    and a score outside the edges falls in none."""
-    x = np.asarray(scores, dtype=float)
-    present = x[~np.isnan(x)]
-    counts, _ = np.histogram(present, bins=np.asarray(edges, dtype=float))
-    return {"mean": float(present.mean()) if len(present) else None, "rows": int(len(x)),
-            "counts": [int(c) for c in counts]}
-
-
 def population_stability_index(expected: list[int] | np.ndarray, actual: list[int] | np.ndarray) -> float:
     """PSI = sum((a - e) * ln(a / e)) over bins of two count vectors, each normalised to shares.
 

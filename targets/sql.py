@@ -121,16 +121,21 @@ def stored_summary(url: str, day: dt.date, table: str = "publish_log") -> dict |
     """The `score_summary` (JSON) the marker row of `day` holds, or None: a day published by an older release, or a
     table from before the column existed."""
     eng = engine(url)
-    if "score_summary" not in {c["name"] for c in sa.inspect(eng).get_columns(table)}:
+    if not has_column(eng, table, "score_summary"):
         return None
     with eng.connect() as conn:
         text = conn.execute(sa.text(f"SELECT score_summary FROM {table} WHERE score_date = :d"), {"d": day}).scalar()
     return json.loads(text) if text else None
 
 
+def has_column(bind, table: str, column: str) -> bool:
+    """Whether `table` (which exists) has `column`; `bind` is an engine or a connection."""
+    return column in {c["name"] for c in sa.inspect(bind).get_columns(table)}
+
+
 def add_missing_column(conn: sa.engine.Connection, table: str, column: str, sql_type: str) -> bool:
     """ALTER TABLE a table made by an older release to hold a nullable column it lacks; True when added."""
-    if column in {c["name"] for c in sa.inspect(conn).get_columns(table)}:
+    if has_column(conn, table, column):
         return False
     conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
     return True

@@ -11,6 +11,7 @@ import time
 
 import luigi
 
+from nightshift.schema import SCORE_BATCH_ROWS
 from targets import fs
 from tasks import config
 from tasks.errors import ConfigurationError, ExplainsFailures, ServiceUnavailable
@@ -44,9 +45,8 @@ def settings(cfg: config.spark) -> dict[str, str]:
         # FeatureTable's join of two 1M-row tables: hashing the smaller side skips sorting both (its Spark
         # operation 4.5 -> 2.8 s). Spark still picks a sort-merge join when a side is too big to hash per partition.
         "spark.sql.join.preferSortMergeJoin": "false",
-        # Predict: 100k rows per Arrow batch, not 10k, so scikit-learn's per-call overhead is paid 10x less often
-        # (500k rows score in 0.58 s instead of 0.92 s per Python worker).
-        "spark.sql.execution.arrow.maxRecordsPerBatch": "100000",
+        # Predict: rows per Arrow batch, each one scikit-learn call.
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(SCORE_BATCH_ROWS),
         # ClientFeatures caches the cleaned snapshot for three passes; encoding it costs more than it saves
         # (1M rows: 3.3 -> 2.6 s to build).
         "spark.sql.inMemoryColumnarStorage.compressed": "false",
