@@ -14,6 +14,7 @@ import datetime as dt
 import functools
 import json
 import logging
+from typing import Callable
 
 import luigi
 
@@ -190,31 +191,40 @@ def clean_client_snapshot(spark, raw, cfg: config.raw):
 
 def flag_duplicates(spark, cleaned):
     """Reject every copy of a client_id that appears more than once ("client_id: duplicate", unless the row already
-    has a reason). The repeated ids are found by aggregating the ids alone and collected (usually none), so the
-    wide rows are never shuffled."""
+    has a reason). Returns the flagged rows and the number of rows read.
+
+    One aggregation of the ids alone gives both the row count and the repeated ids, which are collected (usually
+    none), so the wide rows are never shuffled."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    repeated = cleaned.where(F.col(KEY).isNotNull()).groupBy(KEY).count().where(F.col("count") > 1).select(KEY)
-    ids = [row[KEY] for row in repeated.collect()]
+    repeated = F.when(F.col(KEY).isNotNull() & (F.col("count") > 1), F.col(KEY))
+    summary = cleaned.groupBy(KEY).count().agg(
+        F.sum("count").alias("rows"), F.collect_list(repeated).alias("repeated")
+    ).first()
+    total, ids = summary["rows"] or 0, summary["repeated"]
     if not ids:
-        return cleaned
+        return cleaned, total
     marks = spark.createDataFrame([(i, True) for i in ids], T.StructType([T.StructField(KEY, T.LongType()),
                                                                            T.StructField("_repeated", T.BooleanType())]))
     reason = F.when(F.col("reason").isNull() & F.col("_repeated"), F.lit("client_id: duplicate")).otherwise(F.col("reason"))
-    return cleaned.join(F.broadcast(marks), KEY, "left").withColumn("reason", reason).drop("_repeated")
+    return cleaned.join(F.broadcast(marks), KEY, "left").withColumn("reason", reason).drop("_repeated"), total
+
+
+def check_has_rows(path: str, total: int) -> None:
+    """Fail a file with no data rows."""
+    if total == 0:
+        raise SchemaError(f"{path}: no data rows (the file holds at most a header)")
 
 
 def check_readable(path: str, total: int, rejected_by_reason: dict[str, int], max_rate: float, encoding: str) -> None:
-    """Fail a file with no data rows, or one read in the wrong encoding (more undecodable rows than the gate allows).
+    """Fail a file read in the wrong encoding: more undecodable rows than the gate allows.
 
     Spark decodes bytes that are invalid in `[raw] encoding` as U+FFFD without a word; a cp1251 export read as UTF-8
     would otherwise fail the quarantine gate as thousands of "sex: unrecognised".
     """
     from nightshift.cleaning import UNDECODABLE, misread_reason
 
-    if total == 0:
-        raise SchemaError(f"{path}: no data rows (the file holds at most a header)")
     undecodable = rejected_by_reason.get(UNDECODABLE, 0)
     misread = rejected_by_reason.get(misread_reason(encoding), 0)
     if undecodable / total > max_rate:
@@ -245,19 +255,29 @@ def check_quarantine_rate(
         )
 
 
-def _reason_counts(flagged) -> tuple[int, dict[str, int]]:
-    """Rows read and rejected rows per reason, in one pass."""
-    counts = {row["reason"]: row["count"] for row in flagged.groupBy("reason").count().collect()}
-    return sum(counts.values()), {reason: n for reason, n in counts.items() if reason is not None}
+def rejected_by_reason(uri: str) -> dict[str, int]:
+    """Rows per reason of a folder of quarantined rows, read back with pyarrow (a small share of a drop)."""
+    import pyarrow.compute as pc
+
+    reasons = ParquetTarget(uri).read_arrow(columns=["reason"]).column("reason")
+    return {entry["values"].as_py(): entry["counts"].as_py() for entry in pc.value_counts(reasons)}
 
 
-def write_quarantine(target: ParquetTarget, rejected, source: str, total: int, counts: dict[str, int],
-                     manifest: dict | None = None) -> None:
-    """The rejected rows as parquet, with `_counts.json` (source, rows read, rejected per reason) beside them."""
-    summary = {"source": source, "rows": total, "rejected": counts}
+def write_quarantine(target: ParquetTarget, rejected, source: str, total: int, manifest: dict | None = None,
+                     check: Callable[[dict[str, int]], None] | None = None) -> dict[str, int]:
+    """The rejected rows as parquet, with `_counts.json` (source, rows read, rejected per reason) beside them.
+
+    The rows per reason are counted from the written rows, not by another pass of Spark over the drop. `check`
+    sees them before the folder is committed: a drop it fails leaves no quarantine behind. Returns them.
+    """
     with target.temporary_path(manifest) as tmp:
         rejected.coalesce(1).write.parquet(tmp)  # a small share of the rows: one file, not one per partition
+        counts = rejected_by_reason(tmp)
+        if check is not None:
+            check(counts)
+        summary = {"source": source, "rows": total, "rejected": counts}
         fs.write_bytes(fs.join(tmp, QUARANTINE_COUNTS), json.dumps(summary, indent=2, ensure_ascii=False).encode())
+    return counts
 
 
 class ClientFeatures(Recorded, SparkTask):
@@ -286,14 +306,14 @@ class ClientFeatures(Recorded, SparkTask):
         snapshot = clean_client_snapshot(spark, read_clients_csv(spark, source, cfg.encoding), cfg)
         manifest = self.manifest()  # the quarantine's and the features'
         with cached(snapshot, fs.spark_uri(source)) as cleaned:
-            flagged = flag_duplicates(spark, cleaned)
-            total, counts = _reason_counts(flagged)
-            check_readable(source, total, counts, max_rate, cfg.encoding)
+            flagged, total = flag_duplicates(spark, cleaned)
+            check_has_rows(source, total)
             check_drop_volume("clients", self.date - DAY, total, source)
             rejected = flagged.where(F.col("reason").isNotNull()).select(
                 *[F.col(f"raw_{name}").alias(name) for name in CLIENT_COLUMNS], "reason", F.col("raw_line").alias("line")
             )
-            write_quarantine(self.quarantine(), rejected, source, total, counts, manifest)
+            counts = write_quarantine(self.quarantine(), rejected, source, total, manifest,
+                                      check=lambda counts: check_readable(source, total, counts, max_rate, cfg.encoding))
             check_quarantine_rate(source, total, counts, max_rate, self.quarantine().uri)
             valid = flagged.where(F.col("reason").isNull()).select(
                 "client_id", F.col("is_male").cast("int"), F.col("age").cast("int"), "salary_rub_month"
@@ -422,21 +442,20 @@ class TransactionDaily(Recorded, SparkTask):
         from pyspark.sql import functions as F
 
         source = self.input().uri
-        day = flag_transactions(read_transactions(session(), source), self.date, config.raw().timezone)
+        spark = session()
+        spark.catalog.refreshByPath(fs.spark_uri(source))  # what a killed run cached of it may predate its files
+        day = flag_transactions(read_transactions(spark, source), self.date, config.raw().timezone)
         rows = transaction_rows(source)  # the footers: the volume is judged before a row is read
         check_empty_day(source, rows, config.validate().min_volume_ratio)
         check_drop_volume("transactions", self.date, rows, source)
         manifest = self.manifest()  # the quarantine's and the aggregate's
-        with cached(day, fs.spark_uri(source)) as flagged:
-            total, counts = _reason_counts(flagged)
-            write_quarantine(self.quarantine(), flagged.where(F.col("reason").isNotNull()), source, total, counts,
-                             manifest)
-            if total:
-                check_quarantine_rate(source, total, counts, config.validate().max_quarantine_rate,
-                                      self.quarantine().uri)
-            daily = aggregate_day(flagged.where(F.col("reason").isNull()), self.date)
-            with self.output().temporary_path(manifest) as tmp:
-                daily.coalesce(1).write.parquet(tmp)
+        # Two passes over the day's files, each filtering the flagged rows its own way: cheaper than caching them.
+        counts = write_quarantine(self.quarantine(), day.where(F.col("reason").isNotNull()), source, rows, manifest)
+        if rows:
+            check_quarantine_rate(source, rows, counts, config.validate().max_quarantine_rate, self.quarantine().uri)
+        daily = aggregate_day(day.where(F.col("reason").isNull()), self.date)
+        with self.output().temporary_path(manifest) as tmp:
+            daily.coalesce(1).write.parquet(tmp)
 
 
 def window_features(daily, score_date: dt.date, windows: list[int]):
