@@ -323,6 +323,22 @@ def _copy_tree(fs: pafs.FileSystem, src: str, dst: str) -> None:
 
 
 @contextmanager
+def scratch_dir(uri: str) -> Iterator[str]:
+    """Yield a hidden sibling folder of `uri` for intermediate files; it is removed afterwards, whatever happens.
+
+    Leftovers of runs that crashed (hidden siblings of the same name older than a day) are removed first.
+    """
+    folder = parent(uri)
+    prefix = f".{basename(uri)}.scratch-"
+    sweep_leftovers(folder, prefix)
+    tmp = join(folder, prefix + uuid.uuid4().hex[:8])
+    try:
+        yield tmp
+    finally:
+        delete(tmp)
+
+
+@contextmanager
 def temporary_dir(uri: str) -> Iterator[str]:
     """Yield a hidden sibling folder to write into; on success it replaces `uri`, on error it is removed.
 

@@ -30,6 +30,7 @@ from tasks import config
 from tasks.errors import DataQualityError, SchemaError
 from tasks.provenance import Recorded
 from tasks.raw import RawClients, RawTransactions, check_drop_volume, transaction_rows
+from tasks.batching import BATCH_DAY, Batchable, DayFailures, take_day, write_by_day
 from tasks.spark import SparkTask, cached, session
 
 logger = logging.getLogger("luigi-interface")
@@ -263,15 +264,17 @@ def rejected_by_reason(uri: str) -> dict[str, int]:
     return {entry["values"].as_py(): entry["counts"].as_py() for entry in pc.value_counts(reasons)}
 
 
-def write_quarantine(target: ParquetTarget, rejected, source: str, total: int, manifest: dict | None = None,
-                     check: Callable[[dict[str, int]], None] | None = None) -> dict[str, int]:
-    """The rejected rows as parquet, with `_counts.json` (source, rows read, rejected per reason) beside them.
+def write_quarantine(target: ParquetTarget, write: Callable[[str], None], source: str, total: int,
+                     manifest: dict | None = None, check: Callable[[dict[str, int]], None] | None = None
+                     ) -> dict[str, int]:
+    """The rejected rows, put into a folder by `write(folder)`, with `_counts.json` (source, rows read, rejected per
+    reason) beside them.
 
     The rows per reason are counted from the written rows, not by another pass of Spark over the drop. `check`
     sees them before the folder is committed: a drop it fails leaves no quarantine behind. Returns them.
     """
     with target.temporary_path(manifest) as tmp:
-        rejected.coalesce(1).write.parquet(tmp)  # a small share of the rows: one file, not one per partition
+        write(tmp)
         counts = rejected_by_reason(tmp)
         if check is not None:
             check(counts)
@@ -312,7 +315,9 @@ class ClientFeatures(Recorded, SparkTask):
             rejected = flagged.where(F.col("reason").isNotNull()).select(
                 *[F.col(f"raw_{name}").alias(name) for name in CLIENT_COLUMNS], "reason", F.col("raw_line").alias("line")
             )
-            counts = write_quarantine(self.quarantine(), rejected, source, total, manifest,
+            # A small share of the rows: one file, not one per partition.
+            counts = write_quarantine(self.quarantine(), lambda folder: rejected.coalesce(1).write.parquet(folder),
+                                      source, total, manifest,
                                       check=lambda counts: check_readable(source, total, counts, max_rate, cfg.encoding))
             check_quarantine_rate(source, total, counts, max_rate, self.quarantine().uri)
             valid = flagged.where(F.col("reason").isNull()).select(
@@ -357,9 +362,10 @@ def check_transaction_files(uri: str) -> list[str]:
 
 
 def read_transactions(spark, uri: str):
-    """One day's raw transactions, after every file's footer passed `check_transaction_files`."""
-    check_transaction_files(uri)
-    return spark.read.parquet(fs.spark_uri(uri)).select(*TRANSACTION_SCHEMA)
+    """One day's raw transactions (after `check_transaction_files` passed), read anew even if something cached them."""
+    source = fs.spark_uri(uri)
+    spark.catalog.refreshByPath(source)  # what a killed run cached of it may predate its files
+    return spark.read.parquet(source).select(*TRANSACTION_SCHEMA)
 
 
 def flag_transactions(raw, day: dt.date, zone: str = "UTC"):
@@ -397,8 +403,9 @@ def flag_transactions(raw, day: dt.date, zone: str = "UTC"):
     )
 
 
-def aggregate_day(transactions, day: dt.date):
-    """Per client aggregates of one day; refunds (negative amounts) are counted apart from spend.
+def aggregate_days(transactions):
+    """Per client aggregates of each day (`BATCH_DAY`, kept as `day`); refunds (negative amounts) are counted apart
+    from spend.
 
     tx_count counts every transaction, refunds included; spend, max_amount and risky_spend sum or take the positive
     amounts only; refund_count and refund_sum (positive roubles) are the refunds.
@@ -407,14 +414,14 @@ def aggregate_day(transactions, day: dt.date):
 
     amount = F.col("amount")
     spend = F.when(amount > 0, amount).otherwise(0.0)
-    return transactions.groupBy("client_id").agg(
+    return transactions.groupBy(BATCH_DAY, "client_id").agg(
         F.count(F.lit(1)).alias("tx_count"),
         F.sum(spend).alias("spend"),
         F.sum(F.when(amount < 0, 1).otherwise(0)).alias("refund_count"),
         F.sum(F.when(amount < 0, -amount).otherwise(0.0)).alias("refund_sum"),
         F.max(spend).alias("max_amount"),
         F.sum(F.when(F.col("category").isin(*RISKY_CATEGORIES), spend).otherwise(0.0)).alias("risky_spend"),
-    ).withColumn("day", F.lit(day))
+    ).withColumn("day", F.col(BATCH_DAY))
 
 
 def check_empty_day(source: str, rows: int, min_volume_ratio: float) -> None:
@@ -424,10 +431,12 @@ def check_empty_day(source: str, rows: int, min_volume_ratio: float) -> None:
                           f"transactions is accepted with [validate] min_volume_ratio = 0")
 
 
-class TransactionDaily(Recorded, SparkTask):
-    """features/transactions_daily/date=d: per client aggregates of day d, computed once and reused by every window."""
+class TransactionDaily(Batchable, Recorded, SparkTask):
+    """features/transactions_daily/date=d: per client aggregates of day d, computed once and reused by every window.
 
-    date = luigi.DateParameter()
+    Pending days that Luigi hands over together (a backfill, a first night: tasks.batching) are read, flagged and
+    aggregated in one Spark job per pass; each day is still checked, quarantined, gated and written on its own.
+    """
 
     def requires(self):
         return RawTransactions(self.date)
@@ -438,24 +447,47 @@ class TransactionDaily(Recorded, SparkTask):
     def quarantine(self):
         return ParquetTarget(config.dataset_path("quarantine/transactions", self.date))
 
+    def checked_rows(self) -> int:
+        """The day's rows, from its parquet footers, once its files, emptiness and volume passed their checks: a day
+        is judged before a row of it is read."""
+        source = self.input().uri
+        check_transaction_files(source)
+        rows = transaction_rows(source)
+        check_empty_day(source, rows, config.validate().min_volume_ratio)
+        check_drop_volume("transactions", self.date, rows, source)
+        return rows
+
     def run(self):
         from pyspark.sql import functions as F
 
-        source = self.input().uri
         spark = session()
-        spark.catalog.refreshByPath(fs.spark_uri(source))  # what a killed run cached of it may predate its files
-        day = flag_transactions(read_transactions(spark, source), self.date, config.raw().timezone)
-        rows = transaction_rows(source)  # the footers: the volume is judged before a row is read
-        check_empty_day(source, rows, config.validate().min_volume_ratio)
-        check_drop_volume("transactions", self.date, rows, source)
-        manifest = self.manifest()  # the quarantine's and the aggregate's
-        # Two passes over the day's files, each filtering the flagged rows its own way: cheaper than caching them.
-        counts = write_quarantine(self.quarantine(), day.where(F.col("reason").isNotNull()), source, rows, manifest)
+        zone, max_rate = config.raw().timezone, config.validate().max_quarantine_rate
+        failures, rows = DayFailures(), {}
+        for day in self.members():
+            with failures.collecting():
+                rows[day] = day.checked_rows()
         if rows:
-            check_quarantine_rate(source, rows, counts, config.validate().max_quarantine_rate, self.quarantine().uri)
-        daily = aggregate_day(day.where(F.col("reason").isNull()), self.date)
-        with self.output().temporary_path(manifest) as tmp:
-            daily.coalesce(1).write.parquet(tmp)
+            flagged = functools.reduce(lambda a, b: a.unionByName(b), [
+                flag_transactions(read_transactions(spark, day.input().uri), day.date, zone)
+                .withColumn(BATCH_DAY, F.lit(day.date)) for day in rows
+            ])
+            first = next(iter(rows))
+            # Two passes over the days' files, each filtering the flagged rows its own way: cheaper than caching them.
+            rejected = flagged.where(F.col("reason").isNotNull())
+            daily = aggregate_days(flagged.where(F.col("reason").isNull()))
+            with fs.scratch_dir(first.quarantine().uri) as rejected_days, fs.scratch_dir(first.output().uri) as daily_days:
+                write_by_day(rejected, rejected_days)
+                write_by_day(daily, daily_days)
+                for day, total in rows.items():
+                    source, manifest = day.input().uri, day.manifest()  # the quarantine's and the aggregate's
+                    with failures.collecting():
+                        counts = write_quarantine(day.quarantine(), take_day(rejected_days, day.date, rejected),
+                                                  source, total, manifest)
+                        if total:
+                            check_quarantine_rate(source, total, counts, max_rate, day.quarantine().uri)
+                        with day.output().temporary_path(manifest) as tmp:
+                            take_day(daily_days, day.date, daily)(tmp)
+        failures.raise_for(self)
 
 
 def window_features(daily, score_date: dt.date, windows: list[int]):

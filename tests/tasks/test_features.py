@@ -614,3 +614,79 @@ def test_a_snapshot_cut_to_60_percent_fails_naming_the_setting_and_nothing_is_pu
     assert not target("features/clients").exists() and not target("quarantine/clients").exists()
     assert not ParquetTarget(config.dataset_path("predictions", SCORE_DATE)).exists()
     assert not Publish(date=SCORE_DATE).complete()
+
+
+# --- several pending days in one run (tasks.batching) -------------------------------------------------------------
+
+@pytest.fixture
+def runs():
+    """The task ids of every run() that starts while the test runs (a batch is one run)."""
+    seen = []
+
+    def record(task):
+        seen.append(task.task_id)
+
+    luigi.Task.event_handler(luigi.Event.START)(record)
+    yield seen
+    luigi.Task._event_callbacks[luigi.Task][luigi.Event.START].discard(record)
+
+
+def day_outputs(days) -> dict:
+    """Each day's aggregates (sorted rows), quarantined rows and counts, and manifest fingerprints."""
+    out = {}
+    for day in days:
+        daily, rejected = target("features/transactions_daily", day), target("quarantine/transactions", day)
+        out[day] = {
+            "daily": daily.read_pandas().sort_values(["client_id"]).reset_index(drop=True),
+            "rejected": rejected.read_pandas().sort_values(["reason", "ts"]).reset_index(drop=True),
+            "counts": json.loads(rejected.read_file(QUARANTINE_COUNTS)),
+            "fingerprints": (daily.manifest()["fingerprint"], rejected.manifest()["fingerprint"]),
+        }
+    return out
+
+
+def test_pending_days_run_as_one_batch_that_writes_what_each_day_alone_writes(root, runs):
+    usual_days(root, rows=200, days=4)
+    write_transactions(root, [transactions(GOOD_TX + FILLER_TX), transactions([row[:4] for row in BAD_TX])])
+    days = [DAY - dt.timedelta(days=k) for k in range(5)]
+
+    result = build(*(TransactionDaily(date=day) for day in days))
+    assert not result["failed"]
+    assert len(runs) == 1 and str(runs[0]).startswith("TransactionDaily"), runs  # one Spark run for the five days
+    together = day_outputs(days)
+    assert together[DAY]["counts"]["rows"] == len(GOOD_TX + FILLER_TX + BAD_TX)
+    assert sum(together[DAY]["counts"]["rejected"].values()) == len(BAD_TX)
+    assert len(together[DAY]["rejected"]) == len(BAD_TX) and len(together[days[1]]["rejected"]) == 0
+
+    for day in days:
+        target("features/transactions_daily", day).remove()
+        target("quarantine/transactions", day).remove()
+        assert not build(TransactionDaily(date=day))["failed"]
+    assert len(runs) == 1 + len(days)
+    alone = day_outputs(days)
+    for day in days:
+        pd.testing.assert_frame_equal(together[day]["daily"], alone[day]["daily"])
+        pd.testing.assert_frame_equal(together[day]["rejected"], alone[day]["rejected"])
+        assert together[day]["counts"] == alone[day]["counts"]
+        assert together[day]["fingerprints"] == alone[day]["fingerprints"]
+
+
+def test_a_bad_day_in_a_batch_fails_alone_and_the_next_run_redoes_only_it(root, overlay, failures, runs):
+    usual_days(root, rows=100, days=6)
+    write_transactions(root, [transactions(FILLER_TX[:30])])  # 30% of the usual volume
+    days = [DAY - dt.timedelta(days=k) for k in range(3)]
+
+    result = build(*(TransactionDaily(date=day) for day in days))
+    message = only_failure(failures, "TransactionDaily")
+    assert message.startswith("1 of 3 days of TransactionDaily failed, the others are written: VolumeError: ")
+    assert f"dt={DAY}" in message and len(runs) == 1
+    assert {TransactionDaily(date=day) for day in days} <= result["failed"]  # Luigi fails a batch's every day
+    assert not target("features/transactions_daily", DAY).exists()
+    assert not target("quarantine/transactions", DAY).exists()
+    assert all(target(kind, day).exists() for day in days[1:]
+               for kind in ("features/transactions_daily", "quarantine/transactions"))
+
+    overlay.set("validate", "min_volume_ratio", 0)
+    result = build(*(TransactionDaily(date=day) for day in days))
+    assert not result["failed"] and runs[1:] == [TransactionDaily(date=DAY).task_id]
+    assert len(target("features/transactions_daily", DAY).read_pandas()) == 1

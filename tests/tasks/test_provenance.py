@@ -26,11 +26,11 @@ def recipes_with(edits: dict[str, str]) -> Recipes:
 
 
 def test_a_comment_docstring_or_layout_edit_changes_no_recipe():
-    signature = "def aggregate_day(transactions, day: dt.date):"
+    signature = "def aggregate_days(transactions):"
     edited = FEATURES.replace(f"{signature}\n", f"# Refunds are kept apart: not negative spend.\n{signature}  # per client\n")
-    edited = edited.replace('"""Per client aggregates of one day;', '"""Per client aggregates of one calendar day;')
+    edited = edited.replace('"""Per client aggregates of each day', '"""Per client aggregates of each calendar day')
     edited = edited.replace('    amount = F.col("amount")\n    spend =', '    amount = F.col("amount")  # roubles\n\n    spend =')
-    assert all(edit in edited for edit in ("# per client", "one calendar day", "# roubles\n\n"))
+    assert all(edit in edited for edit in ("# per client", "each calendar day", "# roubles\n\n"))
     assert recipes_with({"tasks.features": edited}).parts([DAILY]) == Recipes().parts([DAILY])
 
 
@@ -38,15 +38,15 @@ def test_an_edit_to_the_aggregation_changes_exactly_its_part_and_only_the_recipe
     edited = FEATURES.replace("spend = F.when(amount > 0, amount)", "spend = F.when(amount >= 0, amount)")
     assert edited != FEATURES
     before, after = Recipes().parts([DAILY]), recipes_with({"tasks.features": edited}).parts([DAILY])
-    assert {part for part in before if before[part] != after[part]} == {"tasks.features.aggregate_day"}
+    assert {part for part in before if before[part] != after[part]} == {"tasks.features.aggregate_days"}
     clients = ("tasks.features", "ClientFeatures")
     assert recipes_with({"tasks.features": edited}).parts([clients]) == Recipes().parts([clients]), \
-        "ClientFeatures lives in the same module but never calls aggregate_day"
+        "ClientFeatures lives in the same module but never calls aggregate_days"
 
 
 def test_the_recipe_follows_the_core_functions_a_task_calls_and_nothing_unrelated():
     daily = Recipes().parts([DAILY])
-    assert {"tasks.features.aggregate_day", "tasks.features.flag_transactions",
+    assert {"tasks.features.aggregate_days", "tasks.features.flag_transactions",
             "nightshift.schema.RISKY_CATEGORIES"} <= set(daily)
     assert not any(part.startswith(("nightshift.metrics", "nightshift.modeling", "tasks.spark", "tasks.config"))
                    for part in daily)
@@ -168,7 +168,7 @@ def test_reasons_name_the_changed_code_and_a_published_night_keeps_its_targets(s
     try:
         report = provenance.night_provenance(SCORE_DATE)
         stale = {entry.task: entry for entry in report.stale}
-        assert stale[daily].reasons == ["code changed: aggregate_day"] and not stale[daily].stays
+        assert stale[daily].reasons == ["code changed: aggregate_days"] and not stale[daily].stays
         first = SCORE_DATE - dt.timedelta(days=7)
         assert stale[features].reasons == [f"input stale: 7 partitions, features/transactions_daily/date={first} … "
                                            f"features/transactions_daily/date={day}"]
