@@ -327,11 +327,12 @@ class ClientFeatures(Recorded, SparkTask):
                 valid.write.parquet(tmp)
 
 
-def check_transaction_files(uri: str) -> list[str]:
-    """The data files of a transactions partition, each checked from its parquet footer (no data is read).
+def check_transaction_files(uri: str) -> bool:
+    """Check the data files of a transactions partition, each from its parquet footer (no data is read); whether
+    their `ts` is wall-clock time (a parquet timestamp not adjusted to UTC, which Spark reads as TIMESTAMP_NTZ).
 
     SchemaError names every file with a missing column or a wrong type and what was expected, a file that is not
-    parquet (empty, truncated), and a partition without data files.
+    parquet (empty, truncated), a partition without data files, and one whose files disagree on `ts`.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -341,7 +342,7 @@ def check_transaction_files(uri: str) -> list[str]:
     if not names:
         raise SchemaError(f"{uri}: no data files; expected parquet files with {expected}")
     filesystem, path = fs.resolve(uri)
-    problems, ignored = [], set()
+    problems, ignored, wall_clock = [], set(), {}
     for name in names:
         try:
             schema = pq.read_schema(f"{path}/{name}", filesystem=filesystem)
@@ -350,40 +351,43 @@ def check_transaction_files(uri: str) -> list[str]:
             continue
         types = {field.name: field.type for field in schema}
         ignored.update(set(types) - set(TRANSACTION_SCHEMA))
+        if pa.types.is_timestamp(types.get("ts", pa.null())):
+            wall_clock[name] = types["ts"].tz is None
         for column, (kind, accepts) in TRANSACTION_SCHEMA.items():
             if column not in types:
                 problems.append(f"{fs.join(uri, name)}: column {column} missing, expected {kind}")
             elif not accepts(types[column]):
                 problems.append(f"{fs.join(uri, name)}: column {column} is {types[column]}, expected {kind}")
+    if len(set(wall_clock.values())) > 1:
+        problems.append(f"{uri}: column ts is wall-clock time (no time zone) in "
+                        f"{', '.join(n for n, local in wall_clock.items() if local)} and an instant (UTC) in "
+                        f"{', '.join(n for n, local in wall_clock.items() if not local)}; expected one kind per day")
     if problems:
         raise SchemaError("; ".join(problems))
     log_ignored_columns(uri, ignored)
-    return names
+    return next(iter(wall_clock.values()))
 
 
 def read_transactions(spark, uri: str):
-    """One day's raw transactions (after `check_transaction_files` passed), read anew even if something cached them."""
-    source = fs.spark_uri(uri)
-    spark.catalog.refreshByPath(source)  # what a killed run cached of it may predate its files
-    return spark.read.parquet(source).select(*TRANSACTION_SCHEMA)
+    """One day's raw transactions, after `check_transaction_files` passed."""
+    return spark.read.parquet(fs.spark_uri(uri)).select(*TRANSACTION_SCHEMA)
 
 
-def flag_transactions(raw, day: dt.date, zone: str = "UTC"):
+def flag_transactions(raw, day: dt.date, zone: str, wall_clock: bool):
     """Add `reason` (null when fine): missing or non-positive client_id, ts missing or outside the partition's day
     in `zone` ([raw] timezone), amount missing or not finite, category missing (null or blank: such a row would
     count as spend but never as risky spend). Negative amounts are refunds, not errors.
 
     An instant (a parquet timestamp adjusted to UTC: Spark's TIMESTAMP) is compared with the instants that start
-    and end the day in `zone`; a wall-clock timestamp (not adjusted: TIMESTAMP_NTZ) is read as that zone's local
+    and end the day in `zone`; a `wall_clock` timestamp (not adjusted: TIMESTAMP_NTZ) is read as that zone's local
     time and compared with midnight. Neither depends on Spark's session time zone.
     """
     import zoneinfo
 
     from pyspark.sql import functions as F
-    from pyspark.sql.types import TimestampNTZType
 
     # Literals from text and epoch seconds: a Python datetime would pass through the machine's local zone.
-    if isinstance(raw.schema["ts"].dataType, TimestampNTZType):
+    if wall_clock:
         start, end = (F.lit(f"{d.isoformat()} 00:00:00").cast("timestamp_ntz") for d in (day, day + DAY))
     else:
         tz = zoneinfo.ZoneInfo(zone)
@@ -447,38 +451,40 @@ class TransactionDaily(Batchable, Recorded, SparkTask):
     def quarantine(self):
         return ParquetTarget(config.dataset_path("quarantine/transactions", self.date))
 
-    def checked_rows(self) -> int:
-        """The day's rows, from its parquet footers, once its files, emptiness and volume passed their checks: a day
-        is judged before a row of it is read."""
+    def checked_drop(self) -> tuple[int, bool]:
+        """The day's rows and whether its `ts` is wall-clock time, from its parquet footers, once its files, emptiness
+        and volume passed their checks: a day is judged before a row of it is read."""
         source = self.input().uri
-        check_transaction_files(source)
+        wall_clock = check_transaction_files(source)
         rows = transaction_rows(source)
         check_empty_day(source, rows, config.validate().min_volume_ratio)
         check_drop_volume("transactions", self.date, rows, source)
-        return rows
+        return rows, wall_clock
 
     def run(self):
         from pyspark.sql import functions as F
 
         spark = session()
         zone, max_rate = config.raw().timezone, config.validate().max_quarantine_rate
-        failures, rows = DayFailures(), {}
+        failures, drops = DayFailures(), {}
         for day in self.members():
             with failures.collecting():
-                rows[day] = day.checked_rows()
-        if rows:
+                drops[day] = day.checked_drop()
+        if drops:
             flagged = functools.reduce(lambda a, b: a.unionByName(b), [
-                flag_transactions(read_transactions(spark, day.input().uri), day.date, zone)
-                .withColumn(BATCH_DAY, F.lit(day.date)) for day in rows
+                flag_transactions(read_transactions(spark, day.input().uri), day.date, zone, wall_clock)
+                .withColumn(BATCH_DAY, F.lit(day.date)) for day, (_, wall_clock) in drops.items()
             ])
-            first = next(iter(rows))
+            first = next(iter(drops))
             # Two passes over the days' files, each filtering the flagged rows its own way: cheaper than caching them.
             rejected = flagged.where(F.col("reason").isNotNull())
-            daily = aggregate_days(flagged.where(F.col("reason").isNull()))
+            # All of a day's valid rows go to one Spark task, which writes the day's one file: the windows read
+            # 30 days of them every night.
+            daily = aggregate_days(flagged.where(F.col("reason").isNull()).repartition(BATCH_DAY))
             with fs.scratch_dir(first.quarantine().uri) as rejected_days, fs.scratch_dir(first.output().uri) as daily_days:
                 write_by_day(rejected, rejected_days)
                 write_by_day(daily, daily_days)
-                for day, total in rows.items():
+                for day, (total, _) in drops.items():
                     source, manifest = day.input().uri, day.manifest()  # the quarantine's and the aggregate's
                     with failures.collecting():
                         counts = write_quarantine(day.quarantine(), take_day(rejected_days, day.date, rejected),
