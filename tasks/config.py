@@ -95,9 +95,13 @@ def path(*parts: str) -> str:
     return "/".join([root, *parts])
 
 
+# The partition column of the raw drops' folders, which Spark reads as a date column (partition discovery).
+RAW_PARTITION = "dt"
+
+
 def raw_path(kind: str, date: dt.date) -> str:
     """Folder of one upstream drop: raw/{clients,transactions,labels}/dt=YYYY-MM-DD."""
-    return path("raw", kind, f"dt={_day(date)}")
+    return path("raw", kind, f"{RAW_PARTITION}={_day(date)}")
 
 
 def truth_path(date: dt.date) -> str:

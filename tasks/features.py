@@ -89,7 +89,14 @@ def log_ignored_columns(uri: str, ignored) -> None:
 
 
 def read_clients_csv(spark, uri: str, encoding: str):
-    """The raw client snapshot as strings plus `_corrupt_record` (the line, where its field count is wrong)."""
+    """The raw client snapshot as strings plus `_corrupt_record` (the line, where its field count is wrong) and
+    BATCH_DAY, the scoring date the snapshot serves (the day after it).
+
+    BATCH_DAY comes from the drop's folder name (Spark's partition discovery), not from a date constant: Spark
+    compiles a plan's constants into its generated code, so a constant would make every night compile the whole
+    stage anew, where the kept session otherwise reuses the classes of the nights before.
+    """
+    from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     names = read_csv_header(uri, encoding)
@@ -101,9 +108,10 @@ def read_clients_csv(spark, uri: str, encoding: str):
         spark.read.schema(schema)
         # The header was checked above; enforceSchema takes the names from it and skips the first line.
         .options(header=True, enforceSchema=True, encoding=encoding, mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT_RECORD)
+        .option("basePath", fs.spark_uri(fs.parent(fs.parent(uri))))
         .csv(fs.spark_uri(uri))
     )
-    return frame.select(*CLIENT_COLUMNS, CORRUPT_RECORD)
+    return frame.select(*CLIENT_COLUMNS, CORRUPT_RECORD, F.date_add(config.RAW_PARTITION, 1).alias(BATCH_DAY))
 
 
 def _plain_id(text):
@@ -134,7 +142,8 @@ def _distinct_texts(raw, encoding: str) -> dict[str, list[str]]:
 
 def clean_client_snapshot(spark, raw, cfg: config.raw):
     """Typed columns (client_id, is_male, age, salary_rub_month), `reason` (null for a valid row), the raw values
-    (raw_client_id, ...) and `raw_line` (the whole line of a malformed row) of every row of the snapshot.
+    (raw_client_id, ...), `raw_line` (the whole line of a malformed row) and BATCH_DAY of every row of `raw`, the
+    snapshot(s) read by `read_clients_csv` with the BATCH_DAY each row belongs to.
 
     Each distinct text is parsed once, on the driver, by nightshift.cleaning (a snapshot of a million clients holds
     a few thousand distinct salaries, a handful of sexes and ages); the rows are then joined to the answers, so no
@@ -187,29 +196,33 @@ def clean_client_snapshot(spark, raw, cfg: config.raw):
         typed[KEY].alias(KEY), typed["sex"].alias("is_male"), typed["age"].alias("age"),
         typed["salary"].alias("salary_rub_month"), reason.alias("reason"),
         *[F.col(name).alias(f"raw_{name}") for name in CLIENT_COLUMNS], F.col(CORRUPT_RECORD).alias("raw_line"),
+        BATCH_DAY,
     )
 
 
 def flag_duplicates(spark, cleaned):
-    """Reject every copy of a client_id that appears more than once ("client_id: duplicate", unless the row already
-    has a reason). Returns the flagged rows and the number of rows read.
+    """Reject every copy of a client_id that appears more than once in its day's snapshot ("client_id: duplicate",
+    unless the row already has a reason). Returns the flagged rows and the rows read per BATCH_DAY.
 
-    One aggregation of the ids alone gives both the row count and the repeated ids, which are collected (usually
-    none), so the wide rows are never shuffled."""
+    One aggregation of the ids alone gives the row counts and how many ids repeat (sums only, which Spark compiles;
+    collecting ids there would not be), so the wide rows are never shuffled; the repeated ids, usually none, are
+    collected only when there are some."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    repeated = F.when(F.col(KEY).isNotNull() & (F.col("count") > 1), F.col(KEY))
-    summary = cleaned.groupBy(KEY).count().agg(
-        F.sum("count").alias("rows"), F.collect_list(repeated).alias("repeated")
-    ).first()
-    total, ids = summary["rows"] or 0, summary["repeated"]
-    if not ids:
-        return cleaned, total
-    marks = spark.createDataFrame([(i, True) for i in ids], T.StructType([T.StructField(KEY, T.LongType()),
-                                                                           T.StructField("_repeated", T.BooleanType())]))
+    per_id = cleaned.groupBy(BATCH_DAY, KEY).count()
+    repeats = F.col(KEY).isNotNull() & (F.col("count") > 1)
+    summary = per_id.groupBy(BATCH_DAY).agg(F.sum("count").alias("rows"),
+                                            F.sum(F.when(repeats, 1).otherwise(0)).alias("repeated")).collect()
+    totals = {row[BATCH_DAY]: row["rows"] for row in summary}
+    if not any(row["repeated"] for row in summary):
+        return cleaned, totals
+    marks = spark.createDataFrame([(row[BATCH_DAY], row[KEY], True) for row in per_id.where(repeats).collect()],
+                                  T.StructType([T.StructField(BATCH_DAY, T.DateType()),
+                                                T.StructField(KEY, T.LongType()),
+                                                T.StructField("_repeated", T.BooleanType())]))
     reason = F.when(F.col("reason").isNull() & F.col("_repeated"), F.lit("client_id: duplicate")).otherwise(F.col("reason"))
-    return cleaned.join(F.broadcast(marks), KEY, "left").withColumn("reason", reason).drop("_repeated"), total
+    return cleaned.join(F.broadcast(marks), [BATCH_DAY, KEY], "left").withColumn("reason", reason).drop("_repeated"), totals
 
 
 def check_has_rows(path: str, total: int) -> None:
@@ -283,10 +296,13 @@ def write_quarantine(target: ParquetTarget, write: Callable[[str], None], source
     return counts
 
 
-class ClientFeatures(Recorded, SparkTask):
-    """features/clients/date=D: is_male, age, salary_rub_month of every valid client of the D-1 snapshot."""
+class ClientFeatures(Batchable, Recorded, SparkTask):
+    """features/clients/date=D: is_male, age, salary_rub_month of every valid client of the D-1 snapshot.
 
-    date = luigi.DateParameter()
+    Pending days that Luigi hands over together (a backfill, a first night's training snapshots: tasks.batching)
+    are cleaned in one Spark job per pass; each day is still checked, quarantined, gated and written on its own.
+    """
+
     config_keys = ("raw.encoding", "raw.salary_min", "raw.salary_max", "raw.age_min", "raw.age_max")
     frozen_by_publish = True
 
@@ -305,26 +321,47 @@ class ClientFeatures(Recorded, SparkTask):
         spark = session()
         cfg = config.raw()
         max_rate = config.validate().max_quarantine_rate
-        source = self.input().file(CLIENTS_FILE)
-        snapshot = clean_client_snapshot(spark, read_clients_csv(spark, source, cfg.encoding), cfg)
+        failures, snapshots = DayFailures(), {}
+        for day in self.members():
+            with failures.collecting():
+                source = day.input().file(CLIENTS_FILE)
+                snapshots[day] = source, read_clients_csv(spark, source, cfg.encoding)
+        if snapshots:
+            raw = functools.reduce(lambda a, b: a.unionByName(b), [frame for _, frame in snapshots.values()])
+            sources = [fs.spark_uri(source) for source, _ in snapshots.values()]
+            with cached(clean_client_snapshot(spark, raw, cfg), *sources) as cleaned:
+                flagged, totals = flag_duplicates(spark, cleaned)
+                rejected = flagged.where(F.col("reason").isNotNull()).select(
+                    *[F.col(f"raw_{name}").alias(name) for name in CLIENT_COLUMNS], "reason",
+                    F.col("raw_line").alias("line"), BATCH_DAY,
+                )
+                valid = flagged.where(F.col("reason").isNull()).select(
+                    "client_id", F.col("is_male").cast("int"), F.col("age").cast("int"), "salary_rub_month", BATCH_DAY
+                )
+                first = next(iter(snapshots))
+                with fs.scratch_dir(first.quarantine().uri) as rejected_days, \
+                        fs.scratch_dir(first.output().uri) as valid_days:
+                    write_by_day(rejected, rejected_days)
+                    write_by_day(valid, valid_days)
+                    # In date order: a day's volume is judged against the days before, the batch's committed ones.
+                    for day, (source, _) in snapshots.items():
+                        rejected_rows = take_day(rejected_days, day.date, rejected)
+                        valid_rows = take_day(valid_days, day.date, valid)
+                        with failures.collecting():
+                            day.write_outputs(source, totals.get(day.date, 0), rejected_rows, valid_rows, max_rate,
+                                              cfg.encoding)
+        failures.raise_for(self)
+
+    def write_outputs(self, source: str, total: int, rejected, valid, max_rate: float, encoding: str) -> None:
+        """The day's checks, its quarantine and its features (`rejected` and `valid` put their rows in a folder)."""
+        check_has_rows(source, total)
+        check_drop_volume("clients", self.date - DAY, total, source)
         manifest = self.manifest()  # the quarantine's and the features'
-        with cached(snapshot, fs.spark_uri(source)) as cleaned:
-            flagged, total = flag_duplicates(spark, cleaned)
-            check_has_rows(source, total)
-            check_drop_volume("clients", self.date - DAY, total, source)
-            rejected = flagged.where(F.col("reason").isNotNull()).select(
-                *[F.col(f"raw_{name}").alias(name) for name in CLIENT_COLUMNS], "reason", F.col("raw_line").alias("line")
-            )
-            # A small share of the rows: one file, not one per partition.
-            counts = write_quarantine(self.quarantine(), lambda folder: rejected.coalesce(1).write.parquet(folder),
-                                      source, total, manifest,
-                                      check=lambda counts: check_readable(source, total, counts, max_rate, cfg.encoding))
-            check_quarantine_rate(source, total, counts, max_rate, self.quarantine().uri)
-            valid = flagged.where(F.col("reason").isNull()).select(
-                "client_id", F.col("is_male").cast("int"), F.col("age").cast("int"), "salary_rub_month"
-            )
-            with self.output().temporary_path(manifest) as tmp:
-                valid.write.parquet(tmp)
+        counts = write_quarantine(self.quarantine(), rejected, source, total, manifest,
+                                  check=lambda counts: check_readable(source, total, counts, max_rate, encoding))
+        check_quarantine_rate(source, total, counts, max_rate, self.quarantine().uri)
+        with self.output().temporary_path(manifest) as tmp:
+            valid(tmp)
 
 
 def check_transaction_files(uri: str) -> bool:
@@ -369,8 +406,12 @@ def check_transaction_files(uri: str) -> bool:
 
 
 def read_transactions(spark, uri: str):
-    """One day's raw transactions, after `check_transaction_files` passed."""
-    return spark.read.parquet(fs.spark_uri(uri)).select(*TRANSACTION_SCHEMA)
+    """One day's raw transactions, after `check_transaction_files` passed, with their day as BATCH_DAY (from the
+    folder name, as `read_clients_csv` does)."""
+    from pyspark.sql import functions as F
+
+    frame = spark.read.option("basePath", fs.spark_uri(fs.parent(uri))).parquet(fs.spark_uri(uri))
+    return frame.select(*TRANSACTION_SCHEMA, F.col(config.RAW_PARTITION).alias(BATCH_DAY))
 
 
 def flag_transactions(raw, day: dt.date, zone: str, wall_clock: bool):
@@ -473,7 +514,7 @@ class TransactionDaily(Batchable, Recorded, SparkTask):
         if drops:
             flagged = functools.reduce(lambda a, b: a.unionByName(b), [
                 flag_transactions(read_transactions(spark, day.input().uri), day.date, zone, wall_clock)
-                .withColumn(BATCH_DAY, F.lit(day.date)) for day, (_, wall_clock) in drops.items()
+                for day, (_, wall_clock) in drops.items()
             ])
             first = next(iter(drops))
             # Two passes over the days' files, each filtering the flagged rows its own way: cheaper than caching them.

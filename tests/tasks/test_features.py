@@ -608,8 +608,10 @@ def test_a_snapshot_cut_to_60_percent_fails_naming_the_setting_and_nothing_is_pu
     result = build(DailyScoring(date=SCORE_DATE))
 
     assert "ClientFeatures" in families(result["failed"])
-    message = next(str(exc) for task, exc in failures if task == ClientFeatures(date=SCORE_DATE))
-    assert message.startswith(f"{source}: {kept} rows, 0.6")
+    # The night's three snapshots (the scored one, two for training) run as one batch, which names the bad day.
+    message = next(str(exc) for task, exc in failures if task.task_family == "ClientFeatures")
+    assert message.startswith("1 of 3 days of ClientFeatures failed, the others are written: ")
+    assert f"VolumeError: {source}: {kept} rows, 0.6" in message
     assert "median" in message and "below [validate] min_snapshot_ratio = 0.9" in message
     assert not target("features/clients").exists() and not target("quarantine/clients").exists()
     assert not ParquetTarget(config.dataset_path("predictions", SCORE_DATE)).exists()
@@ -690,3 +692,44 @@ def test_a_bad_day_in_a_batch_fails_alone_and_the_next_run_redoes_only_it(root, 
     result = build(*(TransactionDaily(date=day) for day in days))
     assert not result["failed"] and runs[1:] == [TransactionDaily(date=DAY).task_id]
     assert len(target("features/transactions_daily", DAY).read_pandas()) == 1
+
+
+def snapshot_outputs(dates) -> dict:
+    """Each scoring date's client features and quarantined rows (sorted), counts, and manifest fingerprints."""
+    out = {}
+    for date in dates:
+        features, rejected = target("features/clients", date), target("quarantine/clients", date)
+        out[date] = {
+            "features": features.read_pandas().sort_values("client_id").reset_index(drop=True),
+            "rejected": rejected.read_pandas().sort_values(["client_id", "salary"]).reset_index(drop=True),
+            "counts": json.loads(rejected.read_file(QUARANTINE_COUNTS)),
+            "fingerprints": (features.manifest()["fingerprint"], rejected.manifest()["fingerprint"]),
+        }
+    return out
+
+
+def test_client_snapshots_run_as_one_batch_that_writes_what_each_day_alone_writes(root, runs):
+    write_clients(root, clients_csv(*GOOD_CLIENTS, *(line for line, _ in BAD_CLIENTS), filler=200))
+    earlier = SNAPSHOT - dt.timedelta(days=1)
+    write_clients(root, clients_csv(*GOOD_CLIENTS, filler=195), day=earlier)  # the same clients: no duplicates
+    dates = [SCORE_DATE, SCORE_DATE - dt.timedelta(days=1)]
+
+    result = build(*(ClientFeatures(date=date) for date in dates))
+    assert not result["failed"]
+    assert len(runs) == 1 and str(runs[0]).startswith("ClientFeatures"), runs  # one Spark run for both snapshots
+    together = snapshot_outputs(dates)
+    assert together[SCORE_DATE]["counts"]["rejected"]["client_id: duplicate"] == 2  # 1011 twice in its own day
+    assert together[dates[1]]["counts"]["rows"] == 201 and together[dates[1]]["counts"]["rejected"] == {}
+    assert len(together[dates[1]]["features"]) == 201
+
+    for date in dates:
+        target("features/clients", date).remove()
+        target("quarantine/clients", date).remove()
+        assert not build(ClientFeatures(date=date))["failed"]
+    assert len(runs) == 1 + len(dates)
+    alone = snapshot_outputs(dates)
+    for date in dates:
+        pd.testing.assert_frame_equal(together[date]["features"], alone[date]["features"])
+        pd.testing.assert_frame_equal(together[date]["rejected"], alone[date]["rejected"])
+        assert together[date]["counts"] == alone[date]["counts"]
+        assert together[date]["fingerprints"] == alone[date]["fingerprints"]
