@@ -81,9 +81,6 @@ class Batchable(luigi.Task):
     def is_batch(self) -> bool:
         return isinstance(self.date, Days)
 
-    def days(self) -> list[dt.date]:
-        return list(self.date) if self.is_batch else [self.date]
-
     def members(self) -> list["Batchable"]:
         """The one-day tasks this run stands for (itself, for one day)."""
         if not self.is_batch:
