@@ -88,30 +88,38 @@ def log_ignored_columns(uri: str, ignored) -> None:
         logger.info("%s: ignoring column(s) not in the contract: %s", uri, ", ".join(sorted(ignored)))
 
 
-def read_clients_csv(spark, uri: str, encoding: str):
-    """The raw client snapshot as strings plus `_corrupt_record` (the line, where its field count is wrong) and
-    BATCH_DAY, the scoring date the snapshot serves (the day after it).
+def read_clients_csv(spark, headers: dict[str, list[str]], encoding: str):
+    """The raw client snapshots (file: its header's names, from `read_csv_header`) as strings plus
+    `_corrupt_record` (the line, where its field count is wrong) and BATCH_DAY, the scoring date a snapshot serves
+    (the day after it).
 
-    BATCH_DAY comes from the drop's folder name (Spark's partition discovery), not from a date constant: Spark
-    compiles a plan's constants into its generated code, so a constant would make every night compile the whole
-    stage anew, where the kept session otherwise reuses the classes of the nights before.
+    Files with the same header are read by one scan, so one snapshot and a batch of them run the same plan, whose
+    generated code the kept session compiles once. For the same reason BATCH_DAY comes from the drop's folder name
+    (Spark's partition discovery), not from a date constant, which Spark would compile into the code.
     """
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    names = read_csv_header(uri, encoding)
-    log_ignored_columns(uri, [name for name in names if name not in CLIENT_COLUMNS])
     # Spark 4 accepts only a few charsets by name; the legacy switch lets it use any Java charset, e.g. cp1251.
     spark.conf.set("spark.sql.legacy.javaCharsets", "true")
-    schema = T.StructType([T.StructField(name, T.StringType()) for name in [*names, CORRUPT_RECORD]])
-    frame = (
-        spark.read.schema(schema)
-        # The header was checked above; enforceSchema takes the names from it and skips the first line.
-        .options(header=True, enforceSchema=True, encoding=encoding, mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT_RECORD)
-        .option("basePath", fs.spark_uri(fs.parent(fs.parent(uri))))
-        .csv(fs.spark_uri(uri))
-    )
-    return frame.select(*CLIENT_COLUMNS, CORRUPT_RECORD, F.date_add(config.RAW_PARTITION, 1).alias(BATCH_DAY))
+    by_header = collections.defaultdict(list)
+    for uri, names in headers.items():
+        log_ignored_columns(uri, [name for name in names if name not in CLIENT_COLUMNS])
+        by_header[tuple(names)].append(uri)
+    scans = []
+    for names, uris in by_header.items():
+        schema = T.StructType([T.StructField(name, T.StringType()) for name in [*names, CORRUPT_RECORD]])
+        frame = (
+            spark.read.schema(schema)
+            # The headers were checked; enforceSchema takes the names from them and skips each file's first line.
+            .options(header=True, enforceSchema=True, encoding=encoding, mode="PERMISSIVE",
+                     columnNameOfCorruptRecord=CORRUPT_RECORD)
+            .option("basePath", fs.spark_uri(fs.parent(fs.parent(uris[0]))))
+            .csv([fs.spark_uri(uri) for uri in uris])
+        )
+        scans.append(frame.select(*CLIENT_COLUMNS, CORRUPT_RECORD,
+                                  F.date_add(config.RAW_PARTITION, 1).alias(BATCH_DAY)))
+    return functools.reduce(lambda a, b: a.unionByName(b), scans)
 
 
 def _plain_id(text):
@@ -325,9 +333,9 @@ class ClientFeatures(Batchable, Recorded, SparkTask):
         for day in self.members():
             with failures.collecting():
                 source = day.input().file(CLIENTS_FILE)
-                snapshots[day] = source, read_clients_csv(spark, source, cfg.encoding)
+                snapshots[day] = source, read_csv_header(source, cfg.encoding)
         if snapshots:
-            raw = functools.reduce(lambda a, b: a.unionByName(b), [frame for _, frame in snapshots.values()])
+            raw = read_clients_csv(spark, dict(snapshots.values()), cfg.encoding)
             sources = [fs.spark_uri(source) for source, _ in snapshots.values()]
             with cached(clean_client_snapshot(spark, raw, cfg), *sources) as cleaned:
                 flagged, totals = flag_duplicates(spark, cleaned)
