@@ -322,16 +322,21 @@ def _copy_tree(fs: pafs.FileSystem, src: str, dst: str) -> None:
         fs.copy_file(path, dst + path[len(src):])
 
 
+def _hidden_sibling(uri: str, kind: str) -> str:
+    """A new name `.<name>.<kind>-<random>` beside `uri`, once the leftovers of that kind older than a day are gone."""
+    folder = parent(uri)
+    prefix = f".{basename(uri)}.{kind}-"
+    sweep_leftovers(folder, prefix)
+    return join(folder, prefix + uuid.uuid4().hex[:8])
+
+
 @contextmanager
 def scratch_dir(uri: str) -> Iterator[str]:
     """Yield a hidden sibling folder of `uri` for intermediate files; it is removed afterwards, whatever happens.
 
     Leftovers of runs that crashed (hidden siblings of the same name older than a day) are removed first.
     """
-    folder = parent(uri)
-    prefix = f".{basename(uri)}.scratch-"
-    sweep_leftovers(folder, prefix)
-    tmp = join(folder, prefix + uuid.uuid4().hex[:8])
+    tmp = _hidden_sibling(uri, "scratch")
     try:
         yield tmp
     finally:
@@ -349,11 +354,7 @@ def temporary_dir(uri: str) -> Iterator[str]:
     `uri`. On an object store the final move is a copy: a crash during it leaves `uri` without its `_SUCCESS`
     flag (incomplete, redone by the next run), never a flagged half.
     """
-    name = basename(uri)
-    folder = parent(uri)
-    prefix = f".{name}.inprogress-"
-    sweep_leftovers(folder, prefix)
-    tmp = join(folder, prefix + uuid.uuid4().hex[:8])
+    tmp = _hidden_sibling(uri, "inprogress")
     try:
         yield tmp
         delete(uri)

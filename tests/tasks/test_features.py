@@ -633,44 +633,48 @@ def runs():
     luigi.Task._event_callbacks[luigi.Task][luigi.Event.START].discard(record)
 
 
-def day_outputs(days) -> dict:
-    """Each day's aggregates (sorted rows), quarantined rows and counts, and manifest fingerprints."""
+def written(tasks, data_order: list[str], rejected_order: list[str]) -> dict:
+    """Each one-day task's output and quarantined rows (sorted), quarantine counts and manifest fingerprints."""
     out = {}
-    for day in days:
-        daily, rejected = target("features/transactions_daily", day), target("quarantine/transactions", day)
-        out[day] = {
-            "daily": daily.read_pandas().sort_values(["client_id"]).reset_index(drop=True),
-            "rejected": rejected.read_pandas().sort_values(["reason", "ts"]).reset_index(drop=True),
+    for task in tasks:
+        data, rejected = task.output(), task.quarantine()
+        out[task.date] = {
+            "data": data.read_pandas().sort_values(data_order).reset_index(drop=True),
+            "rejected": rejected.read_pandas().sort_values(rejected_order).reset_index(drop=True),
             "counts": json.loads(rejected.read_file(QUARANTINE_COUNTS)),
-            "fingerprints": (daily.manifest()["fingerprint"], rejected.manifest()["fingerprint"]),
+            "fingerprints": (data.manifest()["fingerprint"], rejected.manifest()["fingerprint"]),
         }
     return out
+
+
+def assert_each_alone_writes(together: dict, tasks, runs, data_order: list[str], rejected_order: list[str]):
+    """Rebuild every task on its own (one run each) and compare with what the batch wrote."""
+    for task in tasks:
+        task.output().remove()
+        task.quarantine().remove()
+        assert not build(task)["failed"]
+    assert len(runs) == 1 + len(tasks)
+    alone = written(tasks, data_order, rejected_order)
+    for date in together:
+        pd.testing.assert_frame_equal(together[date]["data"], alone[date]["data"])
+        pd.testing.assert_frame_equal(together[date]["rejected"], alone[date]["rejected"])
+        assert together[date]["counts"] == alone[date]["counts"]
+        assert together[date]["fingerprints"] == alone[date]["fingerprints"]
 
 
 def test_pending_days_run_as_one_batch_that_writes_what_each_day_alone_writes(root, runs):
     usual_days(root, rows=200, days=4)
     write_transactions(root, [transactions(GOOD_TX + FILLER_TX), transactions([row[:4] for row in BAD_TX])])
-    days = [DAY - dt.timedelta(days=k) for k in range(5)]
+    days = [TransactionDaily(date=DAY - dt.timedelta(days=k)) for k in range(5)]
 
-    result = build(*(TransactionDaily(date=day) for day in days))
+    result = build(*days)
     assert not result["failed"]
     assert len(runs) == 1 and str(runs[0]).startswith("TransactionDaily"), runs  # one Spark run for the five days
-    together = day_outputs(days)
+    together = written(days, ["client_id"], ["reason", "ts"])
     assert together[DAY]["counts"]["rows"] == len(GOOD_TX + FILLER_TX + BAD_TX)
     assert sum(together[DAY]["counts"]["rejected"].values()) == len(BAD_TX)
-    assert len(together[DAY]["rejected"]) == len(BAD_TX) and len(together[days[1]]["rejected"]) == 0
-
-    for day in days:
-        target("features/transactions_daily", day).remove()
-        target("quarantine/transactions", day).remove()
-        assert not build(TransactionDaily(date=day))["failed"]
-    assert len(runs) == 1 + len(days)
-    alone = day_outputs(days)
-    for day in days:
-        pd.testing.assert_frame_equal(together[day]["daily"], alone[day]["daily"])
-        pd.testing.assert_frame_equal(together[day]["rejected"], alone[day]["rejected"])
-        assert together[day]["counts"] == alone[day]["counts"]
-        assert together[day]["fingerprints"] == alone[day]["fingerprints"]
+    assert len(together[DAY]["rejected"]) == len(BAD_TX) and len(together[days[1].date]["rejected"]) == 0
+    assert_each_alone_writes(together, days, runs, ["client_id"], ["reason", "ts"])
 
 
 def test_a_bad_day_in_a_batch_fails_alone_and_the_next_run_redoes_only_it(root, overlay, failures, runs):
@@ -694,42 +698,18 @@ def test_a_bad_day_in_a_batch_fails_alone_and_the_next_run_redoes_only_it(root, 
     assert len(target("features/transactions_daily", DAY).read_pandas()) == 1
 
 
-def snapshot_outputs(dates) -> dict:
-    """Each scoring date's client features and quarantined rows (sorted), counts, and manifest fingerprints."""
-    out = {}
-    for date in dates:
-        features, rejected = target("features/clients", date), target("quarantine/clients", date)
-        out[date] = {
-            "features": features.read_pandas().sort_values("client_id").reset_index(drop=True),
-            "rejected": rejected.read_pandas().sort_values(["client_id", "salary"]).reset_index(drop=True),
-            "counts": json.loads(rejected.read_file(QUARANTINE_COUNTS)),
-            "fingerprints": (features.manifest()["fingerprint"], rejected.manifest()["fingerprint"]),
-        }
-    return out
-
-
 def test_client_snapshots_run_as_one_batch_that_writes_what_each_day_alone_writes(root, runs):
     write_clients(root, clients_csv(*GOOD_CLIENTS, *(line for line, _ in BAD_CLIENTS), filler=200))
     earlier = SNAPSHOT - dt.timedelta(days=1)
     write_clients(root, clients_csv(*GOOD_CLIENTS, filler=195), day=earlier)  # the same clients: no duplicates
-    dates = [SCORE_DATE, SCORE_DATE - dt.timedelta(days=1)]
+    snapshots = [ClientFeatures(date=SCORE_DATE), ClientFeatures(date=SCORE_DATE - dt.timedelta(days=1))]
 
-    result = build(*(ClientFeatures(date=date) for date in dates))
+    result = build(*snapshots)
     assert not result["failed"]
     assert len(runs) == 1 and str(runs[0]).startswith("ClientFeatures"), runs  # one Spark run for both snapshots
-    together = snapshot_outputs(dates)
+    together = written(snapshots, ["client_id"], ["client_id", "salary"])
+    earlier = together[snapshots[1].date]
     assert together[SCORE_DATE]["counts"]["rejected"]["client_id: duplicate"] == 2  # 1011 twice in its own day
-    assert together[dates[1]]["counts"]["rows"] == 201 and together[dates[1]]["counts"]["rejected"] == {}
-    assert len(together[dates[1]]["features"]) == 201
-
-    for date in dates:
-        target("features/clients", date).remove()
-        target("quarantine/clients", date).remove()
-        assert not build(ClientFeatures(date=date))["failed"]
-    assert len(runs) == 1 + len(dates)
-    alone = snapshot_outputs(dates)
-    for date in dates:
-        pd.testing.assert_frame_equal(together[date]["features"], alone[date]["features"])
-        pd.testing.assert_frame_equal(together[date]["rejected"], alone[date]["rejected"])
-        assert together[date]["counts"] == alone[date]["counts"]
-        assert together[date]["fingerprints"] == alone[date]["fingerprints"]
+    assert earlier["counts"]["rows"] == 201 and earlier["counts"]["rejected"] == {}
+    assert len(earlier["data"]) == 201
+    assert_each_alone_writes(together, snapshots, runs, ["client_id"], ["client_id", "salary"])
