@@ -212,23 +212,27 @@ def flag_duplicates(spark, cleaned):
     """Reject every copy of a client_id that appears more than once in its day's snapshot ("client_id: duplicate",
     unless the row already has a reason). Returns the flagged rows and the rows read per BATCH_DAY.
 
-    One aggregation of the ids alone gives the row counts and how many ids repeat (sums only, which Spark compiles;
-    collecting ids there would not be), so the wide rows are never shuffled; the repeated ids, usually none, are
-    collected only when there are some."""
+    One Spark operation counts the ids alone, so the wide rows are never shuffled, and brings back the rows per day
+    and the repeated ids (usually none) together: the two share the counting (Spark reuses its shuffle)."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     per_id = cleaned.groupBy(BATCH_DAY, KEY).count()
-    repeats = F.col(KEY).isNotNull() & (F.col("count") > 1)
-    summary = per_id.groupBy(BATCH_DAY).agg(F.sum("count").alias("rows"),
-                                            F.sum(F.when(repeats, 1).otherwise(0)).alias("repeated")).collect()
-    totals = {row[BATCH_DAY]: row["rows"] for row in summary}
-    if not any(row["repeated"] for row in summary):
+    repeated = per_id.where(F.col(KEY).isNotNull() & (F.col("count") > 1)).select(BATCH_DAY, KEY, F.lit(None).cast(
+        "long").alias("rows"))
+    per_day = per_id.groupBy(BATCH_DAY).agg(F.sum("count").alias("rows")).select(
+        BATCH_DAY, F.lit(None).cast("long").alias(KEY), "rows")
+    totals, marks = {}, []
+    for row in per_day.unionByName(repeated).collect():
+        if row["rows"] is None:
+            marks.append((row[BATCH_DAY], row[KEY], True))
+        else:
+            totals[row[BATCH_DAY]] = row["rows"]
+    if not marks:
         return cleaned, totals
-    marks = spark.createDataFrame([(row[BATCH_DAY], row[KEY], True) for row in per_id.where(repeats).collect()],
-                                  T.StructType([T.StructField(BATCH_DAY, T.DateType()),
-                                                T.StructField(KEY, T.LongType()),
-                                                T.StructField("_repeated", T.BooleanType())]))
+    marks = spark.createDataFrame(marks, T.StructType([T.StructField(BATCH_DAY, T.DateType()),
+                                                       T.StructField(KEY, T.LongType()),
+                                                       T.StructField("_repeated", T.BooleanType())]))
     reason = F.when(F.col("reason").isNull() & F.col("_repeated"), F.lit("client_id: duplicate")).otherwise(F.col("reason"))
     return cleaned.join(F.broadcast(marks), [BATCH_DAY, KEY], "left").withColumn("reason", reason).drop("_repeated"), totals
 
