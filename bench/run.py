@@ -69,14 +69,16 @@ def tree_rss(pid: int) -> int:
 
 def measure(cmd: list[str], env: dict, interval: float = 0.2, also: tuple[int, ...] = ()) -> dict:
     """Run `cmd`, sampling the tree's RSS (plus the trees of the `also` pids: a Spark Connect server it uses);
-    wall seconds, peak bytes, stdout. Raises on failure."""
+    wall seconds, peak bytes of the whole (and, apart, of `cmd`'s own tree and of the `also` trees), stdout.
+    Raises on failure."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = [0]
+    peak = [0, 0, 0]  # the sum, cmd's tree, the also trees
 
     def sample():
         while proc.poll() is None:
-            peak[0] = max(peak[0], tree_rss(proc.pid) + sum(tree_rss(pid) for pid in also))
+            own, others = tree_rss(proc.pid), sum(tree_rss(pid) for pid in also)
+            peak[:] = max(peak[0], own + others), max(peak[1], own), max(peak[2], others)
             time.sleep(interval)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -86,7 +88,8 @@ def measure(cmd: list[str], env: dict, interval: float = 0.2, also: tuple[int, .
     sampler.join()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{err[-4000:]}")
-    return {"wall_seconds": wall, "peak_rss_bytes": peak[0], "stdout": out}
+    return {"wall_seconds": wall, "peak_rss_bytes": peak[0], "own_peak_rss_bytes": peak[1],
+            "also_peak_rss_bytes": peak[2], "stdout": out}
 
 
 # --- the scenarios --------------------------------------------------------------------------
@@ -161,6 +164,9 @@ def night(env: dict, root: str, name: str, *args: str, server: ConnectServer | N
     return {
         "wall_seconds": round(result["wall_seconds"], 2),
         "peak_rss_gib": round(result["peak_rss_bytes"] / GIB, 3),
+        # each side's own peak (they need not fall at the same moment): which one a high peak came from
+        "peak_rss_gib_night": round(result["own_peak_rss_bytes"] / GIB, 3),
+        **({"peak_rss_gib_server": round(result["also_peak_rss_bytes"] / GIB, 3)} if server else {}),
         "stages": {family: {"seconds": round(e["seconds"], 2), "count": e["count"]} for family, e in stages.items()},
         # interpreter + imports, scheduling (complete() checks), JVM shutdown: everything outside run()
         "outside_tasks_seconds": round(result["wall_seconds"] - staged, 2),
@@ -285,7 +291,9 @@ def run_scale(clients: int, backfill_days: int, keep: bool, log, result: dict, s
             result[name] = night(env, root, name, *args, server=server)
             if name in ("backfill", "noop"):
                 result[name]["days"] = backfill_days
-            log(f"[{clients}] {name}: {result[name]['wall_seconds']} s, peak {result[name]['peak_rss_gib']} GiB")
+            log(f"[{clients}] {name}: {result[name]['wall_seconds']} s, peak {result[name]['peak_rss_gib']} GiB "
+                f"(the night's process tree alone {result[name]['peak_rss_gib_night']}, the server's "
+                f"{result[name]['peak_rss_gib_server']})")
             save()
     # The pandas script runs with the server stopped: at 10M its 21 GiB and the resident server's 4 GiB do not fit
     # together in this machine's memory (the kernel killed the script).

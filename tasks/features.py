@@ -212,16 +212,16 @@ def flag_duplicates(spark, cleaned):
     """Reject every copy of a client_id that appears more than once in its day's snapshot ("client_id: duplicate",
     unless the row already has a reason). Returns the flagged rows and the rows read per BATCH_DAY.
 
-    One Spark operation counts the ids alone, so the wide rows are never shuffled, and brings back the rows per day
-    and the repeated ids (usually none) together: the two share the counting (Spark reuses its shuffle)."""
+    The ids alone are counted, so the wide rows are never shuffled, and one Spark operation brings back both the
+    rows per day and the repeated ids (usually none): a row with `rows` set is a day's total, one without is a
+    repeated id. Two operations cost a second round trip and plan."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     per_id = cleaned.groupBy(BATCH_DAY, KEY).count()
-    repeated = per_id.where(F.col(KEY).isNotNull() & (F.col("count") > 1)).select(BATCH_DAY, KEY, F.lit(None).cast(
-        "long").alias("rows"))
-    per_day = per_id.groupBy(BATCH_DAY).agg(F.sum("count").alias("rows")).select(
-        BATCH_DAY, F.lit(None).cast("long").alias(KEY), "rows")
+    no_count = F.lit(None).cast("long")
+    per_day = per_id.groupBy(BATCH_DAY).agg(F.sum("count").alias("rows")).select(BATCH_DAY, no_count.alias(KEY), "rows")
+    repeated = per_id.where(F.col(KEY).isNotNull() & (F.col("count") > 1)).select(BATCH_DAY, KEY, no_count.alias("rows"))
     totals, marks = {}, []
     for row in per_day.unionByName(repeated).collect():
         if row["rows"] is None:
