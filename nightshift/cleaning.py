@@ -70,7 +70,7 @@ import numpy as np
 import pandas as pd
 
 from nightshift.errors import SchemaError
-from nightshift.schema import CLIENT_COLUMNS
+from nightshift.schema import CLIENT_COLUMNS, KEY
 
 DAYS_PER_MONTH = Fraction(1461, 48)  # 365.25 / 12
 WORK_HOURS_PER_MONTH = Fraction(168)
@@ -483,7 +483,80 @@ def misread_reason(encoding: str) -> str:
     return f"encoding: utf-8 text read as {encoding}"
 
 
-from nightshift.schema import KEY, LABEL, LABEL_COLUMNS  # noqa: E402
+DUPLICATE = "client_id: duplicate"
+# Rows of a snapshot `clean_snapshot` hands to `clean_clients` at a time: bounds the memory of their pandas objects.
+_CLEAN_ROWS = 1_000_000
+# Bytes whose reading only Spark's CSV reader decides: an escape, a doubled quote, a carriage return, and U+FFFD,
+# which Spark puts in place of undecodable bytes (a row holding one is rejected as UNDECODABLE).
+_SPARK_DECIDES = (b"\\", b'""', b"\r", REPLACEMENT_CHARACTER.encode())
+
+
+def read_plain_csv(data: bytes, names: list[str]):
+    """The CLIENT_COLUMNS of a client snapshot in UTF-8 (`data`, the whole file; `names`, its header's), as a pyarrow
+    table of strings with None for an empty field, as Spark's CSV reader reads them; None when the file is not plain.
+
+    A plain file is valid UTF-8, every line after the header has the header's number of fields, and its only quoting
+    is a whole field on one line in double quotes (`"1,2 млн р/год"`). Anything else (an escape, a doubled quote, a
+    quoted line break, a carriage return, bytes that are not UTF-8, a line of another field count) is left to Spark's
+    reader, which the feature stage uses to judge such rows (undecodable, malformed).
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if any(marker in data for marker in _SPARK_DECIDES) or not _plain_quotes(data):
+        return None
+    try:
+        return pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+            convert_options=pacsv.ConvertOptions(column_types={name: pa.string() for name in names},
+                                                 include_columns=list(CLIENT_COLUMNS), strings_can_be_null=True,
+                                                 null_values=[""]),
+        )
+    except pa.ArrowInvalid:  # a line of another field count, bytes that are not UTF-8
+        return None
+
+
+def _plain_quotes(data: bytes) -> bool:
+    """Whether every double quote of `data` opens or closes a whole field, both on one line."""
+    start = data.find(b'"')
+    while start >= 0:
+        end = data.find(b'"', start + 1)
+        if (end < 0 or (start > 0 and data[start - 1] not in b",\n") or data[end + 1:end + 2] not in (b"", b",", b"\n")
+                or b"\n" in data[start:end]):
+            return False
+        start = data.find(b'"', end + 1)
+    return True
+
+
+def clean_snapshot(raw, **bounds):
+    """A client snapshot read by `read_plain_csv`, cleaned as the feature stage's Spark job cleans one: its valid rows
+    (CLIENT_FEATURES_SCHEMA) and its rejected rows (CLIENT_QUARANTINE_SCHEMA), as pyarrow tables.
+
+    `clean_clients` reads the values, _CLEAN_ROWS rows at a time; then every copy of a client_id that appears more
+    than once is rejected as DUPLICATE, unless the copy already has a reason of its own.
+    """
+    import pyarrow as pa
+
+    from nightshift.schema import CLIENT_FEATURES_SCHEMA, CLIENT_QUARANTINE_SCHEMA
+
+    typed = list(CLIENT_FEATURES_SCHEMA.names)
+    cleaned = pd.concat([clean_clients(raw.slice(start, _CLEAN_ROWS).to_pandas(), **bounds)[[*typed, "reason"]]
+                         for start in range(0, max(raw.num_rows, 1), _CLEAN_ROWS)], ignore_index=True)
+    ids = np.sort(cleaned[KEY].dropna().to_numpy(np.int64))
+    repeated = np.unique(ids[1:][ids[1:] == ids[:-1]])
+    reason = cleaned["reason"].to_numpy(object)
+    reason[cleaned[KEY].isin(repeated).to_numpy(bool) & pd.isna(reason)] = DUPLICATE
+    rejected = ~pd.isna(reason)
+    valid = pa.Table.from_pandas(cleaned.loc[~rejected, typed], schema=CLIENT_FEATURES_SCHEMA,
+                                 preserve_index=False).replace_schema_metadata(None)
+    rows = pa.array(np.flatnonzero(rejected))
+    quarantined = pa.table([*(raw[name].take(rows) for name in CLIENT_COLUMNS), pa.array(reason[rejected], pa.string()),
+                            pa.nulls(len(rows), pa.string())], schema=CLIENT_QUARANTINE_SCHEMA)
+    return valid, quarantined
+
+
+from nightshift.schema import LABEL, LABEL_COLUMNS  # noqa: E402
 
 _INTEGER_RE = r"^[+-]?[0-9]+$"
 

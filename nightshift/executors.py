@@ -66,3 +66,33 @@ def score_files(
             with filesystem.open_input_file(paths[index]) as source:
                 for batch in pq.ParquetFile(source).iter_batches(SCORE_BATCH_ROWS, columns=[KEY, *features]):
                     yield _scored(batch.to_pandas(), model, features, version)
+
+
+def clean_client_files(
+    indexes: Iterable[pd.DataFrame], *, filesystem, paths: list[str], headers: list[list[str]], bounds: dict,
+    valid_folders: list[str], rejected_folders: list[str],
+) -> Iterator[pd.DataFrame]:
+    """Clean whole client snapshots, which the worker reads itself: `id`, and `rows`, the rows of the file read, or
+    -1 for a file that is not plain CSV (cleaning.read_plain_csv), left to Spark's reader.
+
+    `indexes` are batches of an `id` column (spark.range), each id the position of a file in `paths` (paths on
+    `filesystem`, a pyarrow FileSystem) and `headers` (its header's names). A file's valid and rejected rows
+    (cleaning.clean_snapshot) go to one parquet file in its folder of `valid_folders` and `rejected_folders`.
+    """
+    import pyarrow.parquet as pq
+
+    from nightshift import cleaning
+
+    for frame in indexes:
+        rows = []
+        for index in frame["id"]:
+            with filesystem.open_input_file(paths[index]) as source:
+                raw = cleaning.read_plain_csv(source.read(), headers[index])
+            if raw is None:
+                rows.append(-1)
+                continue
+            for table, folder in zip(cleaning.clean_snapshot(raw, **bounds), (valid_folders[index], rejected_folders[index])):
+                filesystem.create_dir(folder, recursive=True)
+                pq.write_table(table, f"{folder}/part-00000.parquet", filesystem=filesystem)
+            rows.append(raw.num_rows)
+        yield pd.DataFrame({"id": frame["id"], "rows": rows})

@@ -35,7 +35,11 @@ TRANSACTION_SCHEMA = {
 RISKY_CATEGORIES = ("gambling", "cash_withdrawal")
 
 # Outputs under [paths] root.
-CLIENT_FEATURES = (KEY, "is_male", "age", "salary_rub_month")
+CLIENT_FEATURES_SCHEMA = pa.schema([(KEY, pa.int64()), ("is_male", pa.int32()), ("age", pa.int32()),
+                                    ("salary_rub_month", pa.float64())])
+# A rejected client row: its raw texts, why, and the whole line when its field count was wrong.
+CLIENT_QUARANTINE_SCHEMA = pa.schema([*((name, pa.string()) for name in CLIENT_COLUMNS), ("reason", pa.string()),
+                                      ("line", pa.string())])
 DAILY_AGGREGATES = ("tx_count", "spend", "refund_count", "refund_sum", "max_amount", "risky_spend")
 SHORT_WINDOW_DAYS = 7
 PREDICTION_SCHEMA = pa.schema([(KEY, pa.int64()), ("score", pa.float64()), ("model_version", pa.string())])

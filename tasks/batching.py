@@ -123,20 +123,31 @@ def write_by_day(frame, folder: str) -> None:
     frame.write.partitionBy(BATCH_DAY).parquet(fs.spark_uri(folder))
 
 
+def day_folder(folder: str, day: dt.date) -> str:
+    """Where write_by_day puts `day`'s rows under `folder`."""
+    return fs.join(folder, f"{BATCH_DAY}={day.isoformat()}")
+
+
 def take_day(folder: str, day: dt.date, frame) -> Callable[[str], None]:
     """What moves `day`'s rows of `frame`, written by write_by_day under `folder`, into a target's folder; for a
-    day without rows, an empty file with the frame's columns, as Spark writes for an empty frame."""
+    day without rows, an empty file with the frame's columns, as Spark writes for an empty frame. `frame` is the
+    Spark frame, or the rows' pyarrow schema."""
     def into(target_folder: str) -> None:
-        part = fs.join(folder, f"{BATCH_DAY}={day.isoformat()}")
+        part = day_folder(folder, day)
         if fs.exists(part):
             fs.move(part, target_folder)
             return
+        import pyarrow as pa
         import pyarrow.parquet as pq
-        from pyspark.sql.pandas.types import to_arrow_schema
 
         filesystem, path = fs.resolve(target_folder)
         filesystem.create_dir(path, recursive=True)
-        empty = to_arrow_schema(frame.drop(BATCH_DAY).schema, timezone="UTC").empty_table()
+        if isinstance(frame, pa.Schema):
+            empty = frame.empty_table()
+        else:
+            from pyspark.sql.pandas.types import to_arrow_schema
+
+            empty = to_arrow_schema(frame.drop(BATCH_DAY).schema, timezone="UTC").empty_table()
         pq.write_table(empty, f"{path}/part-00000-empty.parquet", filesystem=filesystem)
 
     return into

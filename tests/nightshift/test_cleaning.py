@@ -501,3 +501,30 @@ def test_bad_labels_fail_in_one_line_naming_file_count_and_three_examples():
         parse_labels(pd.DataFrame({"client_id": ["1", "1"], "defaulted": ["1", "0"]}), "labels.csv")
     with pytest.raises(SchemaError, match="no label rows"):
         parse_labels(pd.DataFrame({"client_id": [], "defaulted": []}), "labels.csv")
+
+
+def test_read_plain_csv_reads_quoted_and_empty_fields_as_spark_does():
+    from nightshift.cleaning import read_plain_csv
+
+    data = 'client_id,sex,age,salary,branch\n1,М,30,"1,2 млн р/год",x\n2,,31, 45 000 ,y\n\n3,Ж,32,,z'.encode()
+    table = read_plain_csv(data, ["client_id", "sex", "age", "salary", "branch"])
+    assert table.column_names == list(CLIENT_COLUMNS)  # columns outside the contract are not read
+    assert table.to_pylist() == [
+        {"client_id": "1", "sex": "М", "age": "30", "salary": "1,2 млн р/год"},
+        {"client_id": "2", "sex": None, "age": "31", "salary": " 45 000 "},  # empty is missing; spaces are kept
+        {"client_id": "3", "sex": "Ж", "age": "32", "salary": None},
+    ]
+
+
+@pytest.mark.parametrize("data", [
+    b"client_id,sex,age,salary\r\n1,M,30,45000\r\n",          # carriage returns
+    b"client_id,sex,age,salary\n1,M,30,45000\n2,M,30\n",      # a field missing
+    b'client_id,sex,age,salary\n1,M,30,"45\n000"\n',          # a quoted line break
+    b'client_id,sex,age,salary\n1,M,30,"45 000\n',            # a quote never closed
+    b'client_id,sex,age,salary\n1,M,30,"45"000\n',            # text after a closing quote
+    "client_id,sex,age,salary\n1,М,30,45000\n".encode("cp1251"),  # not UTF-8
+])
+def test_read_plain_csv_leaves_what_only_sparks_reader_decides(data):
+    from nightshift.cleaning import read_plain_csv
+
+    assert read_plain_csv(data, list(CLIENT_COLUMNS)) is None

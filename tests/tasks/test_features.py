@@ -713,3 +713,57 @@ def test_client_snapshots_run_as_one_batch_that_writes_what_each_day_alone_write
     assert earlier["counts"]["rows"] == 201 and earlier["counts"]["rejected"] == {}
     assert len(earlier["data"]) == 201
     assert_each_alone_writes(together, snapshots, runs, ["client_id"], ["client_id", "salary"])
+
+
+# --- who reads a snapshot: the Python workers (plain CSV) or Spark's reader ---------------------------------------
+
+def clean_both_ways(root, source: str):
+    """The snapshot's valid and rejected rows as the workers and as Spark's reader clean it, and whether the
+    workers took it: {"workers": (valid, rejected) or None, "spark": (valid, rejected)}."""
+    from tasks.features import clean_on_workers, clean_with_spark, read_csv_header
+    from tasks.spark import session
+
+    cfg = config.raw()
+    snapshots = {SCORE_DATE: (source, read_csv_header(source, cfg.encoding))}
+    out = {}
+    for way, clean in (("workers", clean_on_workers), ("spark", clean_with_spark)):
+        folders = [str(root / way / kind) for kind in ("rejected", "valid")]
+        totals = clean(session(), snapshots, cfg, *folders)
+        tables = [pq.read_table(f"{folder}/batch_day={SCORE_DATE}") if totals else None for folder in folders]
+        out[way] = (totals, *tables) if totals else None
+    return out
+
+
+def test_a_plain_snapshot_is_cleaned_by_the_python_workers_as_spark_cleans_it(root):
+    lines = [*GOOD_CLIENTS, *(line for line, reason in BAD_CLIENTS if reason != "row: wrong number of fields"),
+             '1020,Ж,30,"45,000"', "1021,,,", "+1022,М,40,50 000", "1022,М,40,50 000", " 1023 , М , 40 , 50 000 "]
+    source = write_clients(root, clients_csv(*lines, filler=100))
+
+    ways = clean_both_ways(root, str(source))
+    assert ways["workers"] is not None, "a plain UTF-8 snapshot is read by the workers"
+    (totals, rejected, valid), (spark_totals, spark_rejected, spark_valid) = ways["workers"], ways["spark"]
+    assert totals == spark_totals == {SCORE_DATE: len(lines) + 100}
+    assert valid.schema.remove_metadata() == spark_valid.schema.remove_metadata()
+    assert rejected.schema.remove_metadata() == spark_rejected.schema.remove_metadata()
+    for ours, spark in ((valid, spark_valid), (rejected, spark_rejected)):
+        order = ["client_id", "reason"] if "reason" in ours.column_names else ["client_id"]
+        pd.testing.assert_frame_equal(ours.to_pandas().sort_values(order, ignore_index=True),
+                                      spark.to_pandas().sort_values(order, ignore_index=True))
+    reasons = dict(zip(rejected["client_id"].to_pylist(), rejected["reason"].to_pylist()))
+    assert reasons["+1022"] == reasons["1022"] == "client_id: duplicate" and reasons["1021"] == "sex: missing"
+    assert {1020, *(client_id for client_id, *_ in GOOD_CLIENTS.values())} <= set(valid["client_id"].to_pylist())
+    assert len(valid) + len(rejected) == len(lines) + 100
+
+
+@pytest.mark.parametrize("line", [
+    "1012,М,44,1,2 млн р/год",          # a field too many
+    '1030,М,44,"45 000\\" р/мес"',       # an escaped quote
+    '1031,М,44,"45 ""000"""',            # doubled quotes
+    '1032,М,44,45 "000"',               # a quote inside a field
+    "1033,М,44,\ufffd45 000",           # U+FFFD, which Spark reports as undecodable
+])
+def test_a_snapshot_that_is_not_plain_csv_is_left_to_spark(root, line):
+    source = write_clients(root, clients_csv(*GOOD_CLIENTS, line, filler=10))
+    ways = clean_both_ways(root, str(source))
+    assert ways["workers"] is None
+    assert ways["spark"][0] == {SCORE_DATE: len(GOOD_CLIENTS) + 11}
