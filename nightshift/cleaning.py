@@ -485,7 +485,7 @@ def misread_reason(encoding: str) -> str:
 
 DUPLICATE = "client_id: duplicate"
 # Rows of a snapshot `clean_snapshot` hands to `clean_clients` at a time: bounds the memory of their pandas objects.
-_CLEAN_ROWS = 1_000_000
+_CLEAN_ROWS = 250_000
 # Bytes whose reading only Spark's CSV reader decides: an escape, a doubled quote, a carriage return, and U+FFFD,
 # which Spark puts in place of undecodable bytes (a row holding one is rejected as UNDECODABLE).
 _SPARK_DECIDES = (b"\\", b'""', b"\r", REPLACEMENT_CHARACTER.encode())

@@ -339,6 +339,9 @@ def scratch_dir(uri: str) -> Iterator[str]:
     tmp = _hidden_sibling(uri, "scratch")
     try:
         yield tmp
+    except BaseException as exc:
+        _raise_disk_full(uri, tmp, exc)
+        raise
     finally:
         delete(tmp)
 
@@ -361,7 +364,12 @@ def temporary_dir(uri: str) -> Iterator[str]:
         move(tmp, uri)
     except BaseException as exc:
         delete(tmp)
-        # One naming a file inside the hidden folder (its manifest, say) is about this target, so it names `uri`.
-        if is_disk_full(exc) and (not isinstance(exc, DiskFullError) or tmp in str(exc)):
-            raise disk_full(uri, exc) from exc
+        _raise_disk_full(uri, tmp, exc)
         raise
+
+
+def _raise_disk_full(uri: str, tmp: str, exc: BaseException) -> None:
+    """Raise DiskFullError naming `uri` when `exc` is a full disk met while writing it through its hidden folder
+    `tmp`. One naming a file inside the hidden folder (its manifest, say) is about this target, so it names `uri`."""
+    if is_disk_full(exc) and (not isinstance(exc, DiskFullError) or tmp in str(exc)):
+        raise disk_full(uri, exc) from exc

@@ -14,7 +14,7 @@ def test_a_full_disk_fails_the_spark_write_naming_the_target_and_the_rerun_finis
     features = sample_root / "features"
     mount_small_disk(features)
     try:
-        ballast = fill_disk(features, leave=16 * 1024)
+        ballast = fill_disk(features, leave=1024)
         task = ClientFeatures(date=SCORE_DATE)
         result = build(task)
         assert families(result["failed"]) == ["ClientFeatures"]
