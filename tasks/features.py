@@ -7,7 +7,6 @@ whose rejected share exceeds `[validate] max_quarantine_rate` fails its task. A 
 written, with a SchemaError naming the file, the column and what was expected. A drop whose row count is far from the
 median of the same drop on the days before fails with a VolumeError (tasks/raw.py), also before anything is written.
 """
-import codecs
 import collections
 import csv
 import datetime as dt
@@ -28,43 +27,23 @@ from targets.directory import ParquetTarget
 from tasks import config
 from tasks.errors import DataQualityError, SchemaError
 from tasks.provenance import Recorded
-from tasks.raw import RawClients, RawTransactions, check_drop_volume, transaction_rows
+from tasks.raw import RawClients, RawTransactions, check_drop_volume, csv_header, transaction_rows
 from tasks.batching import BATCH_DAY, Batchable, DayFailures, day_folder, take_day, write_by_day
 from tasks.spark import SparkTask, cached, session
 
 logger = logging.getLogger("luigi-interface")
 
-_HEADER_BYTES = 1 << 16
 _OTHER_DELIMITERS = (";", "\t", "|")
 
 def read_csv_header(uri: str, encoding: str) -> list[str]:
     """The column names of a client CSV drop, read from its first line; SchemaError when they are not the contract's.
 
-    Reads at most the first 64 KiB through the filesystem layer, so it costs nothing at any file size. A UTF-8 byte
-    order mark is ignored. The error names the file and says what is missing, duplicated or oddly delimited.
+    The error names the file and says what is missing, duplicated or oddly delimited (`csv_header` says why a file
+    has no header to read).
     """
     expected = ",".join(CLIENT_COLUMNS)
-    try:
-        codecs.lookup(encoding)
-    except LookupError:
-        raise SchemaError(f"{uri}: [raw] encoding = {encoding!r} is not a known encoding (e.g. utf-8, cp1251)") from None
-    filesystem, path = fs.resolve(uri)
-    try:
-        with filesystem.open_input_stream(path) as stream:
-            head = stream.read(_HEADER_BYTES)
-    except (OSError, FileNotFoundError) as exc:
-        found = fs.list_dir(fs.parent(uri))
-        raise SchemaError(f"{uri}: cannot read the client snapshot ({exc}); the partition holds {found}") from exc
-    if not head.strip():
-        raise SchemaError(f"{uri}: empty file ({len(head)} bytes); expected the header {expected} and a row per client")
-    line = head.split(b"\n", 1)[0].rstrip(b"\r")
-    try:
-        text = line.decode(encoding).lstrip("\ufeff")
-    except UnicodeDecodeError as exc:
-        raise SchemaError(
-            f"{uri}: the header is not valid {encoding} text ({exc.reason} at byte {exc.start}); "
-            f"set [raw] encoding to the file's encoding"
-        ) from None
+    text = csv_header(uri, encoding, f"the header {expected} and a row per client", "the client snapshot",
+                      "; set [raw] encoding to the file's encoding")
     names = [name.strip() for name in next(csv.reader([text]), [])]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:

@@ -1,4 +1,5 @@
 """Raw stage: upstream drops as ExternalTasks, complete when their `_SUCCESS` flag has landed, and their volumes."""
+import codecs
 import datetime as dt
 import json
 import sys
@@ -10,9 +11,10 @@ from nightshift.schema import CLIENTS_FILE, QUARANTINE_COUNTS
 from targets import fs
 from targets.directory import SUCCESS, DirectoryTarget
 from tasks import config
-from tasks.errors import ConfigurationError, VolumeError
+from tasks.errors import ConfigurationError, SchemaError, VolumeError
 
 _CHUNK = 1 << 20
+_HEADER_BYTES = 1 << 16
 
 
 class RawDrop(luigi.ExternalTask):
@@ -72,6 +74,35 @@ def transaction_rows(uri: str) -> int:
 
     filesystem, path = fs.resolve(uri)
     return sum(pq.read_metadata(f"{path}/{name}", filesystem=filesystem).num_rows for name in fs.data_files(uri))
+
+
+def csv_header(uri: str, encoding: str, expected: str, what: str, hint: str = "") -> str:
+    """The first line of a CSV drop, decoded, without a UTF-8 byte order mark: the header Spark is then told, so it
+    never reads the file to find the column names (through a Connect server it did so for every plan built on it).
+
+    Reads at most the first 64 KiB through the filesystem layer, so it costs nothing at any file size. SchemaError
+    names the file when the encoding is unknown, the file cannot be read (listing what its folder holds), is empty
+    (`expected` says what should be there) or its first line is not text in `encoding` (then `hint` follows).
+    """
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise SchemaError(f"{uri}: [raw] encoding = {encoding!r} is not a known encoding (e.g. utf-8, cp1251)") from None
+    filesystem, path = fs.resolve(uri)
+    try:
+        with filesystem.open_input_stream(path) as stream:
+            head = stream.read(_HEADER_BYTES)
+    except (OSError, FileNotFoundError) as exc:
+        found = fs.list_dir(fs.parent(uri))
+        raise SchemaError(f"{uri}: cannot read {what} ({exc}); the partition holds {found}") from exc
+    if not head.strip():
+        raise SchemaError(f"{uri}: empty file ({len(head)} bytes); expected {expected}")
+    line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        return line.decode(encoding).lstrip("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise SchemaError(f"{uri}: the header is not valid {encoding} text ({exc.reason} at byte {exc.start}){hint}"
+                          ) from None
 
 
 def csv_rows(uri: str) -> int:

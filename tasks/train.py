@@ -1,5 +1,5 @@
 """Training stage: the labelled training set of model date M, and the model trained on it."""
-import contextlib
+import csv
 import datetime as dt
 import functools
 import io
@@ -18,8 +18,8 @@ from tasks import config
 from tasks.errors import ConfigurationError, ExplainsFailures, NotEnoughSnapshots, SchemaError
 from tasks.features import FeatureTable
 from tasks.provenance import Recorded
-from tasks.raw import RawLabels
-from tasks.spark import SparkTask, cached, session
+from tasks.raw import RawLabels, csv_header
+from tasks.spark import SparkTask, session
 
 logger = logging.getLogger("luigi-interface")
 
@@ -56,13 +56,19 @@ def read_labels_spark(spark, uri: str):
     the number of bad rows and up to three of them as they were written.
     """
     from pyspark.sql import functions as F
+    from pyspark.sql import types as T
 
-    source = fs.spark_uri(uri)
-    frame = spark.read.options(header=True, inferSchema=False).csv(source)
-    missing = [c for c in LABEL_COLUMNS if c not in frame.columns]
+    expected = ",".join(LABEL_COLUMNS)
+    names = [name.strip() for name in next(csv.reader([csv_header(uri, "utf-8", f"the header {expected}",
+                                                                  "the labels")]), [])]
+    missing = [c for c in LABEL_COLUMNS if names.count(c) != 1]
     if missing:
-        raise SchemaError(f"{uri}: missing column(s) {missing}; expected header {','.join(LABEL_COLUMNS)}, "
-                          f"found {frame.columns}")
+        raise SchemaError(f"{uri}: missing column(s) {missing}; expected header {expected}, found {names}")
+    # The header's names as the schema (the others renamed apart): Spark reads no line to find them, which through
+    # a Connect server it did again for every plan built on the file.
+    schema = T.StructType([T.StructField(name if name in LABEL_COLUMNS else f"_ignored{i}", T.StringType())
+                           for i, name in enumerate(names)])
+    frame = spark.read.schema(schema).options(header=True, enforceSchema=True).csv(fs.spark_uri(uri))
     client_id = F.col(KEY).try_cast("bigint")
     label = F.col(LABEL).try_cast("double")
     typed = frame.select(client_id.alias(KEY), label.alias(LABEL), F.col(KEY).alias("raw_id"),
@@ -117,23 +123,20 @@ class TrainingSet(Recorded, SparkTask):
         if cfg.max_rows_per_snapshot < 1:
             raise ConfigurationError(f"[model] max_rows_per_snapshot = {cfg.max_rows_per_snapshot}: must be at least 1")
         parts, counts = [], {}
-        with contextlib.ExitStack() as stack:
-            for day, inputs in sorted(self.input().items()):
-                table = spark.read.parquet(inputs["table"].spark_path)
-                labels_file = inputs["labels"].file(LABELS_FILE)
-                labels = read_labels_spark(spark, labels_file)
-                part = stack.enter_context(cached(sample_snapshot(table, labels, day, cfg.max_rows_per_snapshot,
-                                                                  cfg.seed), inputs["table"].spark_path,
-                                                  fs.spark_uri(labels_file)))
-                counts[day.isoformat()] = {"labelled": table.join(labels, KEY, "inner").count(),
-                                           "sampled": part.count()}
-                if counts[day.isoformat()]["sampled"] == 0:
-                    raise SchemaError(f"{labels_file}: no labelled client is in "
-                                      f"{inputs['table'].uri} (0 rows after joining on {KEY})")
-                parts.append(part)
-            with self.output().temporary_path(self.manifest()) as tmp:
-                functools.reduce(lambda a, b: a.unionByName(b), parts).coalesce(1).write.parquet(fs.spark_uri(tmp))
-                fs.write_bytes(fs.join(tmp, SNAPSHOTS_FILE), json.dumps(counts, indent=2).encode())
+        for day, inputs in sorted(self.input().items()):
+            table = spark.read.parquet(inputs["table"].spark_path)
+            labels_file = inputs["labels"].file(LABELS_FILE)
+            labels = read_labels_spark(spark, labels_file)
+            labelled = table.join(labels, KEY, "inner").count()
+            if labelled == 0:
+                raise SchemaError(f"{labels_file}: no labelled client is in "
+                                  f"{inputs['table'].uri} (0 rows after joining on {KEY})")
+            # The sample is the first max_rows of the labelled rows in a total order: that many, or all of them.
+            counts[day.isoformat()] = {"labelled": labelled, "sampled": min(labelled, cfg.max_rows_per_snapshot)}
+            parts.append(sample_snapshot(table, labels, day, cfg.max_rows_per_snapshot, cfg.seed))
+        with self.output().temporary_path(self.manifest()) as tmp:
+            functools.reduce(lambda a, b: a.unionByName(b), parts).coalesce(1).write.parquet(fs.spark_uri(tmp))
+            fs.write_bytes(fs.join(tmp, SNAPSHOTS_FILE), json.dumps(counts, indent=2).encode())
 
 
 def read_truth(day: dt.date):

@@ -213,3 +213,26 @@ def test_labels_written_as_1_0_and_0_0_train_the_same_model_as_1_and_0(scored_ro
 
     after = TrainModel(date=SCORE_DATE).output().metadata()
     assert after["sha256"] == before["sha256"] and after["rows_per_snapshot"] == before["rows_per_snapshot"]
+
+
+def test_labels_without_the_defaulted_column_fail_training_naming_the_file_and_the_header(scored_root, caplog):
+    path = training_label_files(scored_root)[0]
+    labels = pd.read_csv(path, dtype=str)
+    labels.rename(columns={"defaulted": "default"}).assign(branch="x").to_csv(path, index=False)
+
+    result = build(TrainModel(date=SCORE_DATE))
+
+    assert families(result["failed"]) == ["TrainingSet"]
+    message = next(r.getMessage() for r in caplog.records if "SchemaError: " in r.getMessage()).split("SchemaError: ")[1]
+    assert message.startswith(f"{path}: missing column(s) ['defaulted']; expected header client_id,defaulted, found "
+                              "['client_id', 'default', 'branch']")
+
+
+def test_labels_with_columns_in_another_order_and_one_more_train_the_same_model(scored_root):
+    before = TrainModel(date=SCORE_DATE).output().metadata()
+    for path in training_label_files(scored_root):
+        labels = pd.read_csv(path, dtype=str)
+        labels.assign(branch="x")[["defaulted", "branch", "client_id"]].to_csv(path, index=False)
+
+    assert not build(TrainModel(date=SCORE_DATE))["failed"]
+    assert TrainModel(date=SCORE_DATE).output().metadata()["sha256"] == before["sha256"]
