@@ -8,7 +8,7 @@ from typing import Iterable, Iterator
 
 import pandas as pd
 
-from nightshift.schema import KEY, SCORE_BATCH_ROWS
+from nightshift.schema import FEATURE_FILE_ROWS, KEY, SCORE_BATCH_ROWS
 
 
 class Payload:
@@ -96,3 +96,32 @@ def clean_client_files(
                 pq.write_table(table, f"{folder}/part-00000.parquet", filesystem=filesystem)
             rows.append(raw.num_rows)
         yield pd.DataFrame({"id": frame["id"], "rows": rows})
+
+
+def join_feature_files(
+    indexes: Iterable[pd.DataFrame], *, filesystem, clients: str, transactions: str, out: str, zeros: list[str],
+) -> Iterator[pd.DataFrame]:
+    """Join a scoring date's feature table, which the worker reads and writes itself: every row of the client
+    features (parquet folder `clients`) with its client's row of the transaction features (`transactions`), the
+    `zeros` columns 0.0 (and not nullable) for a client without one; written to the folder `out` (paths on `filesystem`, a pyarrow
+    FileSystem) in files of at most FEATURE_FILE_ROWS rows. Yields `rows`, the rows written, once per batch of
+    `indexes` (spark.range(1): one task).
+    """
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+
+    for _ in indexes:
+        left, right = (pads.dataset(folder, filesystem=filesystem, format="parquet").to_table()
+                       for folder in (clients, transactions))
+        table = left.join(right, KEY, join_type="left outer")
+        table = table.select([*left.column_names, *(name for name in right.column_names if name != KEY)])
+        for name in zeros:  # filled, so never null: the schema says so, as Spark's fillna does
+            index = table.schema.get_field_index(name)
+            table = table.set_column(index, table.field(index).with_nullable(False), pc.fill_null(table[name], 0.0))
+        filesystem.create_dir(out, recursive=True)
+        files = max(1, -(-table.num_rows // FEATURE_FILE_ROWS))
+        step = -(-table.num_rows // files) if table.num_rows else 1
+        for k in range(files):
+            pq.write_table(table.slice(k * step, step), f"{out}/part-{k:05d}.parquet", filesystem=filesystem)
+        yield pd.DataFrame({"rows": [table.num_rows]})

@@ -8,6 +8,9 @@ SNAPSHOT = "snapshot"  # the scoring date a training row was taken from
 # Feature rows scikit-learn scores per call, whether Spark hands them over in Arrow batches or a worker reads them
 # from a file: 100k, not 10k, pays its per-call overhead 10x less often (500k rows: 0.58 s instead of 0.92 s).
 SCORE_BATCH_ROWS = 100_000
+# Rows per parquet file of a feature table a Python worker writes: Predict scores one file per Spark task, so a
+# million clients in two files keep both cores busy.
+FEATURE_FILE_ROWS = 500_000
 
 # Raw drops (raw/{clients,transactions,labels}/dt=d/).
 CLIENTS_FILE = "clients.csv"

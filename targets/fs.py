@@ -38,6 +38,12 @@ def scheme(uri: str) -> str:
     return match.group(1).lower() if match and len(match.group(1)) > 1 else ""
 
 
+def is_local(*uris: str) -> bool:
+    """Whether every URI is on the local filesystem: where Python workers read and write the files themselves,
+    seeing them at the driver's paths (one machine, or a mount every node has at the same place)."""
+    return all(scheme(uri) in ("", "file") for uri in uris)
+
+
 def _local_path(uri: str) -> str:
     """file:///p, file://localhost/p and Hadoop's file:/p as a local path; plain paths unchanged."""
     if scheme(uri) != "file":

@@ -42,7 +42,7 @@ class Predict(Recorded, SparkTask):
         spark = session()
         bound = dict(model_blob=ship(spark, blob), digest=meta["sha256"], features=meta["features"],
                      version=meta["model_version"])
-        scored = score_table(spark, table_target, bound, workers_read=fs.scheme(table_target.uri) in ("", "file"))
+        scored = score_table(spark, table_target, bound, workers_read=fs.is_local(table_target.uri))
         with self.output().temporary_path(self.manifest()) as tmp:
             scored.write.parquet(fs.spark_uri(tmp))
 

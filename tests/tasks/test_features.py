@@ -767,3 +767,21 @@ def test_a_snapshot_that_is_not_plain_csv_is_left_to_spark(root, line):
     ways = clean_both_ways(root, str(source))
     assert ways["workers"] is None
     assert ways["spark"][0] == {SCORE_DATE: len(GOOD_CLIENTS) + 11}
+
+
+def test_the_feature_table_a_worker_joins_is_the_table_spark_joins(sample_root, tmp_path):
+    from tasks.features import join_with_spark, transaction_feature_names
+    from tasks.spark import session
+
+    task = FeatureTable(date=SCORE_DATE)
+    assert not build(task)["failed"]
+    clients, transactions = task.input()["clients"], task.input()["transactions"]
+    join_with_spark(session(), clients.uri, transactions.uri).write.parquet(str(tmp_path / "spark"))
+
+    ours, spark = pq.read_table(task.output().uri), pq.read_table(tmp_path / "spark")
+    assert ours.schema.remove_metadata() == spark.schema.remove_metadata()
+    pd.testing.assert_frame_equal(ours.to_pandas().sort_values("client_id", ignore_index=True),
+                                  spark.to_pandas().sort_values("client_id", ignore_index=True))
+    assert len(ours) == len(clients.read_pandas())  # every valid client, once
+    without = ~ours.to_pandas()["client_id"].isin(transactions.read_pandas()["client_id"])
+    assert without.any() and (ours.to_pandas().loc[without, transaction_feature_names()] == 0.0).all().all()
