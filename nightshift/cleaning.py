@@ -534,8 +534,8 @@ def clean_snapshot(raw, **bounds):
     (CLIENT_FEATURES_SCHEMA) and its rejected rows (CLIENT_QUARANTINE_SCHEMA), as pyarrow tables.
 
     `clean_clients` reads the values, _CLEAN_ROWS rows at a time, each slice's typed values and reasons kept as
-    arrow columns (10M clients: about 1.3 GB at the peak, against 2.4 GB holding them in pandas); then every copy of a
-    client_id that appears more than once is rejected as DUPLICATE, unless the copy already has a reason of its own.
+    arrow columns (10M clients: 1.67 GB at the worker's peak, against 2.38 GB holding them in pandas); then every
+    copy of a client_id that appears more than once is rejected as DUPLICATE, unless the copy has a reason already.
     """
     import pyarrow as pa
     import pyarrow.compute as pc

@@ -91,7 +91,8 @@ def clean_client_files(
             if raw is None:
                 rows.append(-1)
                 continue
-            for table, folder in zip(cleaning.clean_snapshot(raw, **bounds), (valid_folders[index], rejected_folders[index])):
+            valid, rejected = cleaning.clean_snapshot(raw, **bounds)
+            for table, folder in ((valid, valid_folders[index]), (rejected, rejected_folders[index])):
                 filesystem.create_dir(folder, recursive=True)
                 pq.write_table(table, f"{folder}/part-00000.parquet", filesystem=filesystem)
             rows.append(raw.num_rows)
@@ -103,9 +104,9 @@ def join_feature_files(
 ) -> Iterator[pd.DataFrame]:
     """Join a scoring date's feature table, which the worker reads and writes itself: every row of the client
     features (parquet folder `clients`) with its client's row of the transaction features (`transactions`), the
-    `zeros` columns 0.0 (and not nullable) for a client without one; written to the folder `out` (paths on `filesystem`, a pyarrow
-    FileSystem) in files of at most FEATURE_FILE_ROWS rows. Yields `rows`, the rows written, once per batch of
-    `indexes` (spark.range(1): one task).
+    `zeros` columns 0.0 (and not nullable) for a client without one; written to the folder `out` (paths on
+    `filesystem`, a pyarrow FileSystem) in files of at most FEATURE_FILE_ROWS rows. Yields `rows`, the rows written,
+    once per batch of `indexes` (spark.range(1): one task).
     """
     import pyarrow.compute as pc
     import pyarrow.dataset as pads
