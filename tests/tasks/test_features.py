@@ -769,10 +769,14 @@ def test_a_snapshot_that_is_not_plain_csv_is_left_to_spark(root, line):
     assert ways["spark"][0] == {SCORE_DATE: len(GOOD_CLIENTS) + 11}
 
 
-def test_the_feature_table_a_worker_joins_is_the_table_spark_joins(sample_root, tmp_path):
+@pytest.mark.parametrize("worker_join_rows", [2_000_000, 0])  # the sample's clients joined by a worker; by Spark
+def test_the_feature_table_a_worker_joins_is_the_table_spark_joins(sample_root, tmp_path, monkeypatch,
+                                                                   worker_join_rows):
+    from tasks import features
     from tasks.features import join_with_spark, transaction_feature_names
     from tasks.spark import session
 
+    monkeypatch.setattr(features, "WORKER_JOIN_ROWS", worker_join_rows)
     task = FeatureTable(date=SCORE_DATE)
     assert not build(task)["failed"]
     clients, transactions = task.input()["clients"], task.input()["transactions"]
