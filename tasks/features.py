@@ -8,7 +8,6 @@ written, with a SchemaError naming the file, the column and what was expected. A
 median of the same drop on the days before fails with a VolumeError (tasks/raw.py), also before anything is written.
 """
 import collections
-import csv
 import datetime as dt
 import functools
 import json
@@ -42,9 +41,8 @@ def read_csv_header(uri: str, encoding: str) -> list[str]:
     has no header to read).
     """
     expected = ",".join(CLIENT_COLUMNS)
-    text = csv_header(uri, encoding, f"the header {expected} and a row per client", "the client snapshot",
-                      "; set [raw] encoding to the file's encoding")
-    names = [name.strip() for name in next(csv.reader([text]), [])]
+    text, names = csv_header(uri, encoding, f"the header {expected} and a row per client", "the client snapshot",
+                             "; set [raw] encoding to the file's encoding")
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise SchemaError(f"{uri}: column(s) {', '.join(repeated)} appear more than once in the header {text!r}")

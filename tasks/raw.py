@@ -1,5 +1,6 @@
 """Raw stage: upstream drops as ExternalTasks, complete when their `_SUCCESS` flag has landed, and their volumes."""
 import codecs
+import csv
 import datetime as dt
 import json
 import sys
@@ -76,9 +77,10 @@ def transaction_rows(uri: str) -> int:
     return sum(pq.read_metadata(f"{path}/{name}", filesystem=filesystem).num_rows for name in fs.data_files(uri))
 
 
-def csv_header(uri: str, encoding: str, expected: str, what: str, hint: str = "") -> str:
-    """The first line of a CSV drop, decoded, without a UTF-8 byte order mark: the header Spark is then told, so it
-    never reads the file to find the column names (through a Connect server it did so for every plan built on it).
+def csv_header(uri: str, encoding: str, expected: str, what: str, hint: str = "") -> tuple[str, list[str]]:
+    """The first line of a CSV drop, decoded, without a UTF-8 byte order mark, and the column names it holds
+    (stripped): the header Spark is then told, so it never reads the file to find the column names (through a
+    Connect server it did so for every plan built on it).
 
     Reads at most the first 64 KiB through the filesystem layer, so it costs nothing at any file size. SchemaError
     names the file when the encoding is unknown, the file cannot be read (listing what its folder holds), is empty
@@ -99,10 +101,11 @@ def csv_header(uri: str, encoding: str, expected: str, what: str, hint: str = ""
         raise SchemaError(f"{uri}: empty file ({len(head)} bytes); expected {expected}")
     line = head.split(b"\n", 1)[0].rstrip(b"\r")
     try:
-        return line.decode(encoding).lstrip("\ufeff")
+        text = line.decode(encoding).lstrip("\ufeff")
     except UnicodeDecodeError as exc:
         raise SchemaError(f"{uri}: the header is not valid {encoding} text ({exc.reason} at byte {exc.start}){hint}"
                           ) from None
+    return text, [name.strip() for name in next(csv.reader([text]), [])]
 
 
 def csv_rows(uri: str) -> int:

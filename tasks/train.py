@@ -1,5 +1,4 @@
 """Training stage: the labelled training set of model date M, and the model trained on it."""
-import csv
 import datetime as dt
 import functools
 import io
@@ -59,8 +58,7 @@ def read_labels_spark(spark, uri: str):
     from pyspark.sql import types as T
 
     expected = ",".join(LABEL_COLUMNS)
-    names = [name.strip() for name in next(csv.reader([csv_header(uri, "utf-8", f"the header {expected}",
-                                                                  "the labels")]), [])]
+    _, names = csv_header(uri, "utf-8", f"the header {expected}", "the labels")
     missing = [c for c in LABEL_COLUMNS if names.count(c) != 1]
     if missing:
         raise SchemaError(f"{uri}: missing column(s) {missing}; expected header {expected}, found {names}")
