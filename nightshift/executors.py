@@ -4,6 +4,8 @@ A worker unpickles a reference to these functions and imports this module, which
 (pandas, scikit-learn): never luigi, the tasks or a Spark session. scikit-learn is imported by the scoring
 function alone, so the driver binding it never pays that import.
 """
+import functools
+import operator
 from typing import Iterable, Iterator
 
 import pandas as pd
@@ -99,30 +101,79 @@ def clean_client_files(
         yield pd.DataFrame({"id": frame["id"], "rows": rows})
 
 
+def window_feature_files(
+    indexes: Iterable[pd.DataFrame], *, filesystem, days: list[tuple[int, str]], windows: list[int],
+    bounds: list[tuple[int | None, int | None]], out: str,
+) -> Iterator[pd.DataFrame]:
+    """Sum the transaction windows of one range of clients per index, reading the per-day aggregates and writing the
+    result itself: `id`, and `rows`, the clients written.
+
+    `indexes` are batches of an `id` column (spark.range), each id the position of a client range in `bounds`
+    ([low, high), None for no bound). The worker reads that range's rows of every day in `days` (age, parquet
+    folder on `filesystem`, a pyarrow FileSystem; windows.window_features), which skips the row groups outside it
+    when a day's rows are sorted by client, and writes them to `out`/part-<id>.parquet.
+    """
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+
+    from nightshift import windows as maths
+    from nightshift.schema import DAILY_AGGREGATES
+
+    for frame in indexes:
+        rows = []
+        for index in frame["id"]:
+            where = client_range(*bounds[index])
+            table = maths.window_features(
+                [(age, pads.dataset(folder, filesystem=filesystem, format="parquet")
+                  .to_table(columns=[KEY, *DAILY_AGGREGATES], filter=where)) for age, folder in days], windows)
+            filesystem.create_dir(out, recursive=True)
+            pq.write_table(table, f"{out}/part-{index:05d}.parquet", filesystem=filesystem)
+            rows.append(table.num_rows)
+        yield pd.DataFrame({"id": frame["id"], "rows": rows})
+
+
 def join_feature_files(
     indexes: Iterable[pd.DataFrame], *, filesystem, clients: str, transactions: str, out: str, zeros: list[str],
+    bounds: list[tuple[int | None, int | None]],
 ) -> Iterator[pd.DataFrame]:
-    """Join a scoring date's feature table, which the worker reads and writes itself: every row of the client
-    features (parquet folder `clients`) with its client's row of the transaction features (`transactions`), the
-    `zeros` columns 0.0 (and not nullable) for a client without one; written to the folder `out` (paths on
-    `filesystem`, a pyarrow FileSystem) in files of at most FEATURE_FILE_ROWS rows. Yields `rows`, the rows written,
-    once per batch of `indexes` (spark.range(1): one task).
+    """Join one range of clients of a scoring date's feature table per index, reading and writing it itself: `id`,
+    and `rows`, the rows written.
+
+    Every row of the client features (parquet folder `clients`) whose client_id is in the range `bounds`[id]
+    ([low, high), None for no bound) with its client's row of the transaction features (`transactions`), the `zeros`
+    columns 0.0 (and not nullable) for a client without one; written to the folder `out` (paths on `filesystem`, a
+    pyarrow FileSystem) in files of at most FEATURE_FILE_ROWS rows.
     """
     import pyarrow.compute as pc
     import pyarrow.dataset as pads
     import pyarrow.parquet as pq
 
-    for _ in indexes:
-        left, right = (pads.dataset(folder, filesystem=filesystem, format="parquet").to_table()
-                       for folder in (clients, transactions))
-        table = left.join(right, KEY, join_type="left outer")
-        table = table.select([*left.column_names, *(name for name in right.column_names if name != KEY)])
-        for name in zeros:  # filled, so never null: the schema says so, as Spark's fillna does
-            index = table.schema.get_field_index(name)
-            table = table.set_column(index, table.field(index).with_nullable(False), pc.fill_null(table[name], 0.0))
-        filesystem.create_dir(out, recursive=True)
-        files = max(1, -(-table.num_rows // FEATURE_FILE_ROWS))
-        step = -(-table.num_rows // files) if table.num_rows else 1
-        for k in range(files):
-            pq.write_table(table.slice(k * step, step), f"{out}/part-{k:05d}.parquet", filesystem=filesystem)
-        yield pd.DataFrame({"rows": [table.num_rows]})
+    for frame in indexes:
+        rows = []
+        for index in frame["id"]:
+            where = client_range(*bounds[index])
+            left, right = (pads.dataset(folder, filesystem=filesystem, format="parquet").to_table(filter=where)
+                           for folder in (clients, transactions))
+            table = left.join(right, KEY, join_type="left outer")
+            table = table.select([*left.column_names, *(name for name in right.column_names if name != KEY)])
+            for name in zeros:  # filled, so never null: the schema says so, as Spark's fillna does
+                column = table.schema.get_field_index(name)
+                table = table.set_column(column, table.field(column).with_nullable(False),
+                                         pc.fill_null(table[name], 0.0))
+            filesystem.create_dir(out, recursive=True)
+            files = max(1, -(-table.num_rows // FEATURE_FILE_ROWS))
+            step = -(-table.num_rows // files) if table.num_rows else 1
+            for k in range(files):
+                pq.write_table(table.slice(k * step, step), f"{out}/part-{index:05d}-{k:05d}.parquet",
+                               filesystem=filesystem)
+            rows.append(table.num_rows)
+        yield pd.DataFrame({"id": frame["id"], "rows": rows})
+
+
+def client_range(low: int | None, high: int | None):
+    """The pyarrow filter of the client ids in [low, high) (None: no bound), or None for every client."""
+    import pyarrow.dataset as pads
+
+    inside = ([pads.field(KEY) >= low] if low is not None else []) + ([pads.field(KEY) < high] if high is not None
+                                                                       else [])
+    return functools.reduce(operator.and_, inside) if inside else None

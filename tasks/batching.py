@@ -117,10 +117,10 @@ class DayFailures:
                          f"written: {details}")
 
 
-def write_by_day(frame, folder: str) -> None:
+def write_by_day(frame, folder: str, options: dict[str, str] | None = None) -> None:
     """`frame`'s rows under `folder`, one folder per BATCH_DAY, in one Spark job: as many files in a day's folder
-    as Spark tasks held rows of that day."""
-    frame.write.partitionBy(BATCH_DAY).parquet(fs.spark_uri(folder))
+    as Spark tasks held rows of that day. `options`: the parquet writer's."""
+    frame.write.options(**(options or {})).partitionBy(BATCH_DAY).parquet(fs.spark_uri(folder))
 
 
 def day_folder(folder: str, day: dt.date) -> str:

@@ -299,8 +299,8 @@ def _bounds(cfg: config.raw) -> dict:
 def clean_on_workers(spark, snapshots: dict[dt.date, tuple[str, list[str]]], cfg: config.raw, rejected_days: str,
                      valid_days: str) -> dict[dt.date, int]:
     """Clean the plain snapshots (day: its file and its header's names) on the Python workers, one Spark task per
-    file: each worker reads its file with pyarrow and cleans it with nightshift.cleaning's pandas parsers
-    (`clean_snapshot`), and puts the day's valid and rejected rows under `valid_days` and `rejected_days` as
+    file, in jobs of at most CLEAN_AT_ONCE_BYTES of files (`cleaning_rounds`): each worker reads its file with
+    pyarrow and cleans it with nightshift.cleaning's pandas parsers (`clean_snapshot`), and puts the day's valid and rejected rows under `valid_days` and `rejected_days` as
     write_by_day does. Returns the rows read of each day so cleaned; a file that is not plain CSV
     (`read_plain_csv`: escapes, malformed lines, bytes that are not UTF-8) is left out, for `clean_with_spark`.
 
@@ -309,17 +309,37 @@ def clean_on_workers(spark, snapshots: dict[dt.date, tuple[str, list[str]]], cfg
     """
     from nightshift import executors
 
-    days = list(snapshots)
     filesystem, _ = fs.resolve(rejected_days)
-    clean = functools.partial(
-        executors.clean_client_files, filesystem=filesystem, bounds=_bounds(cfg),
-        paths=[fs.resolve(source)[1] for source, _ in snapshots.values()],
-        headers=[names for _, names in snapshots.values()],
-        valid_folders=[fs.resolve(day_folder(valid_days, day))[1] for day in days],
-        rejected_folders=[fs.resolve(day_folder(rejected_days, day))[1] for day in days],
-    )
-    cleaned = spark.range(0, len(days), 1, len(days)).mapInPandas(clean, "id long, rows long").collect()
-    return {days[row["id"]]: row["rows"] for row in cleaned if row["rows"] >= 0}
+    totals = {}
+    for days in cleaning_rounds({day: filesystem.get_file_info(fs.resolve(source)[1]).size
+                                 for day, (source, _) in snapshots.items()}, CLEAN_AT_ONCE_BYTES):
+        clean = functools.partial(
+            executors.clean_client_files, filesystem=filesystem, bounds=_bounds(cfg),
+            paths=[fs.resolve(snapshots[day][0])[1] for day in days], headers=[snapshots[day][1] for day in days],
+            valid_folders=[fs.resolve(day_folder(valid_days, day))[1] for day in days],
+            rejected_folders=[fs.resolve(day_folder(rejected_days, day))[1] for day in days],
+        )
+        cleaned = spark.range(0, len(days), 1, len(days)).mapInPandas(clean, "id long, rows long").collect()
+        totals.update({days[row["id"]]: row["rows"] for row in cleaned if row["rows"] >= 0})
+    return totals
+
+
+# Bytes of snapshot files the workers clean at the same time. A worker holds about six times its file: 1.67 GB for
+# the 274 MB snapshot of 10M clients; two of those beside the Spark server would not fit the 6 GiB a night may use.
+CLEAN_AT_ONCE_BYTES = 300 * 1024 ** 2
+
+
+def cleaning_rounds(sizes: dict[dt.date, int], limit: int) -> list[list[dt.date]]:
+    """The days (with their files' sizes) in Spark jobs run one after the other: each job's files add up to at most
+    `limit` bytes, or hold one file that is bigger alone."""
+    rounds, size = [], 0
+    for day, bytes_ in sizes.items():
+        if not rounds or size + bytes_ > limit:
+            rounds.append([])
+            size = 0
+        rounds[-1].append(day)
+        size += bytes_
+    return rounds
 
 
 def clean_with_spark(spark, snapshots: dict[dt.date, tuple[str, list[str]]], cfg: config.raw, rejected_days: str,
@@ -524,6 +544,10 @@ def check_empty_day(source: str, rows: int, min_volume_ratio: float) -> None:
                           f"transactions is accepted with [validate] min_volume_ratio = 0")
 
 
+# Parquet row groups of the per-day aggregates: about 47k clients each.
+DAILY_ROW_GROUP_BYTES = 1024 * 1024
+
+
 class TransactionDaily(Batchable, Recorded, SparkTask):
     """features/transactions_daily/date=d: per client aggregates of day d, computed once and reused by every window.
 
@@ -568,11 +592,13 @@ class TransactionDaily(Batchable, Recorded, SparkTask):
             # Two passes over the days' files, each filtering the flagged rows its own way: cheaper than caching them.
             rejected = flagged.where(F.col("reason").isNotNull())
             # All of a day's valid rows go to one Spark task, which writes the day's one file: the windows read
-            # 30 days of them every night.
-            daily = aggregate_days(flagged.where(F.col("reason").isNull()).repartition(BATCH_DAY))
+            # 30 days of them every night. In client order, in row groups of DAILY_ROW_GROUP_BYTES: a worker
+            # summing a range of clients (windows_on_workers) reads only the row groups that hold it.
+            daily = aggregate_days(flagged.where(F.col("reason").isNull()).repartition(BATCH_DAY)) \
+                .sortWithinPartitions(BATCH_DAY, KEY)
             with fs.scratch_dir(first.quarantine().uri) as rejected_days, fs.scratch_dir(first.output().uri) as daily_days:
                 write_by_day(rejected, rejected_days)
-                write_by_day(daily, daily_days)
+                write_by_day(daily, daily_days, {"parquet.block.size": str(DAILY_ROW_GROUP_BYTES)})
                 for day, (total, _) in drops.items():
                     source, manifest = day.input().uri, day.manifest()  # the quarantine's and the aggregate's
                     with failures.collecting():
@@ -599,6 +625,21 @@ def window_features(daily, score_date: dt.date, windows: list[int]):
     return daily.groupBy("client_id").agg(*columns)
 
 
+def client_ranges(folder: str, rows: int, part_rows: int) -> list[tuple[int | None, int | None]]:
+    """Ranges of client ids [low, high) (None: no bound) that split `rows` rows into parts of about `part_rows`, cut
+    at quantiles of the client ids of the parquet `folder`; one range of every client when one part holds them."""
+    parts = max(1, -(-rows // part_rows))
+    if parts == 1:
+        return [(None, None)]
+    import numpy as np
+    import pyarrow.dataset as pads
+
+    filesystem, path = fs.resolve(folder)
+    clients = pads.dataset(path, filesystem=filesystem, format="parquet").to_table(columns=[KEY])[KEY].to_numpy()
+    cuts = sorted({int(cut) for cut in np.quantile(clients, np.arange(1, parts) / parts)}) if len(clients) else []
+    return list(zip([None, *cuts], [*cuts, None]))
+
+
 def feature_windows() -> list[int]:
     return sorted({SHORT_WINDOW_DAYS, config.features().window_days})
 
@@ -617,9 +658,38 @@ class TransactionFeatures(Recorded, SparkTask):
         return ParquetTarget(config.dataset_path("features/transactions", self.date))
 
     def run(self):
-        daily = session().read.parquet(*[target.spark_path for target in self.input()])
+        spark = session()
+        days = {(self.date - day).days: target for day, target in zip(window_dates(self.date, max(feature_windows())),
+                                                                       self.input())}
         with self.output().temporary_path(self.manifest()) as tmp:
-            window_features(daily, self.date, feature_windows()).write.parquet(tmp)
+            if fs.is_local(tmp, *(target.uri for target in days.values())):
+                windows_on_workers(spark, {age: target.uri for age, target in days.items()}, tmp)
+            else:
+                daily = spark.read.parquet(*[target.spark_path for target in days.values()])
+                window_features(daily, self.date, feature_windows()).write.parquet(tmp)
+
+
+# Rows of per-day aggregates one Python worker sums at a time in `windows_on_workers`: about 0.4 GB of its memory.
+WINDOW_PART_ROWS = 4_000_000
+
+
+def windows_on_workers(spark, days: dict[int, str], out: str) -> None:
+    """The transaction features summed by the Python workers (`executors.window_feature_files`) from and to folders on
+    the local filesystem: `days` maps each day's age (1 for the day before the scoring date) to its per-day aggregates.
+
+    One Spark task per range of clients, as many ranges as WINDOW_PART_ROWS rows of the days need, cut at quantiles
+    of the busiest day's clients. A worker reads only its range of each day's rows: TransactionDaily writes them in
+    client order, in small row groups. At a million clients Spark's grouping took 4.4 s, the workers' ... s.
+    """
+    from nightshift import executors
+
+    filesystem, _ = fs.resolve(out)
+    rows = {uri: parquet_rows(uri) or 0 for uri in days.values()}
+    bounds = client_ranges(max(rows, key=rows.get), sum(rows.values()), WINDOW_PART_ROWS)
+    job = functools.partial(executors.window_feature_files, filesystem=filesystem, windows=feature_windows(),
+                            days=[(age, fs.resolve(uri)[1]) for age, uri in sorted(days.items())], bounds=bounds,
+                            out=fs.resolve(out)[1])
+    spark.range(0, len(bounds), 1, len(bounds)).mapInPandas(job, "id long, rows long").collect()
 
 
 def transaction_feature_names() -> list[str]:
@@ -643,9 +713,8 @@ class FeatureTable(Recorded, SparkTask):
         spark = session()
         clients, transactions = self.input()["clients"], self.input()["transactions"]
         with self.output().temporary_path(self.manifest()) as tmp:
-            rows = parquet_rows(clients.uri)
-            if fs.is_local(clients.uri, transactions.uri, tmp) and rows is not None and rows <= WORKER_JOIN_ROWS:
-                join_on_worker(spark, clients.uri, transactions.uri, tmp)
+            if fs.is_local(clients.uri, transactions.uri, tmp):
+                join_on_workers(spark, clients.uri, transactions.uri, tmp)
             else:
                 join_with_spark(spark, clients.uri, transactions.uri).write.parquet(fs.spark_uri(tmp))
 
@@ -656,14 +725,15 @@ def join_with_spark(spark, clients: str, transactions: str):
         .fillna(0.0, subset=transaction_feature_names())
 
 
-# Clients up to which one Python worker joins the feature table: it holds both tables and the result (about 0.5 GB
-# at 1M clients). At 10M the night's process tree peaked at 8.5 GiB with the worker's join (goal 6 GiB).
-WORKER_JOIN_ROWS = 2_000_000
+# Clients one Python worker joins at a time in `join_on_workers`: both tables' rows and the result, about 0.5 GB.
+# The whole 10M-client table joined at once took the night's process tree to 8.5 GiB (goal 6 GiB).
+WORKER_JOIN_ROWS = 1_000_000
 
 
-def join_on_worker(spark, clients: str, transactions: str, out: str) -> None:
+def join_on_workers(spark, clients: str, transactions: str, out: str) -> None:
     """The feature table (every client with its transaction features, zeros where it had none) joined and written
-    by one Python worker with pyarrow (`executors.join_feature_files`), from and to folders on the local filesystem.
+    by the Python workers with pyarrow (`executors.join_feature_files`), from and to folders on the local
+    filesystem: one Spark task per range of WORKER_JOIN_ROWS clients.
 
     Spark's join of the two shuffled the tables and wrote the result in 0.4-0.5 s at 100k clients and 2.1 s at 1M;
     the worker's takes about 0.13 s and 1.4 s (docs/benchmark.md).
@@ -671,10 +741,11 @@ def join_on_worker(spark, clients: str, transactions: str, out: str) -> None:
     from nightshift import executors
 
     filesystem, _ = fs.resolve(out)
+    bounds = client_ranges(clients, parquet_rows(clients) or 0, WORKER_JOIN_ROWS)
     join = functools.partial(executors.join_feature_files, filesystem=filesystem, clients=fs.resolve(clients)[1],
                              transactions=fs.resolve(transactions)[1], out=fs.resolve(out)[1],
-                             zeros=transaction_feature_names())
-    spark.range(0, 1, 1, 1).mapInPandas(join, "rows long").collect()
+                             zeros=transaction_feature_names(), bounds=bounds)
+    spark.range(0, len(bounds), 1, len(bounds)).mapInPandas(join, "id long, rows long").collect()
 
 
 def night_volumes(date: dt.date) -> list[dict]:

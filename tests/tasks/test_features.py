@@ -13,7 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from targets.directory import ParquetTarget
+from targets import fs
+from targets.directory import ParquetTarget, parquet_rows
 from tasks import ClientFeatures, FeatureTable, TransactionDaily, TransactionFeatures, config
 from tasks.errors import ConfigurationError
 from tasks.features import QUARANTINE_COUNTS, quarantine_counts
@@ -698,7 +699,12 @@ def test_a_bad_day_in_a_batch_fails_alone_and_the_next_run_redoes_only_it(root, 
     assert len(target("features/transactions_daily", DAY).read_pandas()) == 1
 
 
-def test_client_snapshots_run_as_one_batch_that_writes_what_each_day_alone_writes(root, runs):
+@pytest.mark.parametrize("clean_at_once_bytes", [300 * 1024 ** 2, 1], ids=["one job", "a job per snapshot"])
+def test_client_snapshots_run_as_one_batch_that_writes_what_each_day_alone_writes(root, runs, monkeypatch,
+                                                                                 clean_at_once_bytes):
+    from tasks import features
+
+    monkeypatch.setattr(features, "CLEAN_AT_ONCE_BYTES", clean_at_once_bytes)  # big snapshots: one at a time
     write_clients(root, clients_csv(*GOOD_CLIENTS, *(line for line, _ in BAD_CLIENTS), filler=200))
     earlier = SNAPSHOT - dt.timedelta(days=1)
     write_clients(root, clients_csv(*GOOD_CLIENTS, filler=195), day=earlier)  # the same clients: no duplicates
@@ -769,7 +775,7 @@ def test_a_snapshot_that_is_not_plain_csv_is_left_to_spark(root, line):
     assert ways["spark"][0] == {SCORE_DATE: len(GOOD_CLIENTS) + 11}
 
 
-@pytest.mark.parametrize("worker_join_rows", [2_000_000, 0])  # the sample's clients joined by a worker; by Spark
+@pytest.mark.parametrize("worker_join_rows", [1_000_000, 300])  # the sample's clients joined at once; in ranges
 def test_the_feature_table_a_worker_joins_is_the_table_spark_joins(sample_root, tmp_path, monkeypatch,
                                                                    worker_join_rows):
     from tasks import features
@@ -787,5 +793,31 @@ def test_the_feature_table_a_worker_joins_is_the_table_spark_joins(sample_root, 
     pd.testing.assert_frame_equal(ours.to_pandas().sort_values("client_id", ignore_index=True),
                                   spark.to_pandas().sort_values("client_id", ignore_index=True))
     assert len(ours) == len(clients.read_pandas())  # every valid client, once
+    assert (len(fs.data_files(task.output().uri)) > 1) == (worker_join_rows < len(ours))
     without = ~ours.to_pandas()["client_id"].isin(transactions.read_pandas()["client_id"])
     assert without.any() and (ours.to_pandas().loc[without, transaction_feature_names()] == 0.0).all().all()
+
+
+@pytest.mark.parametrize("window_part_rows", [4_000_000, 3_000])  # the sample's days summed by one worker; by several
+def test_the_transaction_features_the_workers_sum_are_the_features_spark_sums(sample_root, tmp_path, monkeypatch,
+                                                                              window_part_rows):
+    from tasks import features
+    from tasks.features import feature_windows, window_features
+    from tasks.spark import session
+
+    monkeypatch.setattr(features, "WINDOW_PART_ROWS", window_part_rows)
+    task = TransactionFeatures(date=SCORE_DATE)
+    assert not build(task)["failed"]
+    days = task.input()
+    daily = session().read.parquet(*[day.spark_path for day in days])
+    window_features(daily, SCORE_DATE, feature_windows()).write.parquet(str(tmp_path / "spark"))
+
+    ours, spark = pq.read_table(task.output().uri), pq.read_table(tmp_path / "spark")
+    assert (len(fs.data_files(task.output().uri)) > 1) == (window_part_rows < sum(parquet_rows(day.uri) for day in days))
+    assert ours.schema.remove_metadata() == spark.schema.remove_metadata()
+    pd.testing.assert_frame_equal(ours.to_pandas().sort_values("client_id", ignore_index=True),
+                                  spark.to_pandas().sort_values("client_id", ignore_index=True), rtol=1e-12)
+    # TransactionDaily writes each day in client order, so that a worker reads only its range of clients.
+    for day in days:
+        ids = day.read_pandas()["client_id"]
+        assert ids.is_monotonic_increasing and ids.is_unique
