@@ -679,7 +679,8 @@ def windows_on_workers(spark, days: dict[int, str], out: str) -> None:
 
     One Spark task per range of clients, as many ranges as WINDOW_PART_ROWS rows of the days need, cut at quantiles
     of the busiest day's clients. A worker reads only its range of each day's rows: TransactionDaily writes them in
-    client order, in small row groups. At a million clients Spark's grouping took 4.4 s, the workers' ... s.
+    client order, in small row groups. Spark's grouping took 4.4 s of a 1M-client night and 67 s at 10M, the
+    workers' take 1.8 s and 13 s (docs/benchmark.md).
     """
     from nightshift import executors
 
@@ -735,8 +736,8 @@ def join_on_workers(spark, clients: str, transactions: str, out: str) -> None:
     by the Python workers with pyarrow (`executors.join_feature_files`), from and to folders on the local
     filesystem: one Spark task per range of WORKER_JOIN_ROWS clients.
 
-    Spark's join of the two shuffled the tables and wrote the result in 0.4-0.5 s at 100k clients and 2.1 s at 1M;
-    the worker's takes about 0.13 s and 1.4 s (docs/benchmark.md).
+    Spark's join of the two shuffled the tables and wrote the result in 0.4-0.5 s at 100k clients, 2.1 s at 1M and
+    34 s at 10M; the workers' takes 0.2 s, 0.8 s and 5.6 s (docs/benchmark.md).
     """
     from nightshift import executors
 
