@@ -174,6 +174,7 @@ def client_range(low: int | None, high: int | None):
     """The pyarrow filter of the client ids in [low, high) (None: no bound), or None for every client."""
     import pyarrow.dataset as pads
 
-    inside = ([pads.field(KEY) >= low] if low is not None else []) + ([pads.field(KEY) < high] if high is not None
-                                                                       else [])
+    inside = [pads.field(KEY) >= low] if low is not None else []
+    if high is not None:
+        inside.append(pads.field(KEY) < high)
     return functools.reduce(operator.and_, inside) if inside else None

@@ -300,9 +300,10 @@ def clean_on_workers(spark, snapshots: dict[dt.date, tuple[str, list[str]]], cfg
                      valid_days: str) -> dict[dt.date, int]:
     """Clean the plain snapshots (day: its file and its header's names) on the Python workers, one Spark task per
     file, in jobs of at most CLEAN_AT_ONCE_BYTES of files (`cleaning_rounds`): each worker reads its file with
-    pyarrow and cleans it with nightshift.cleaning's pandas parsers (`clean_snapshot`), and puts the day's valid and rejected rows under `valid_days` and `rejected_days` as
-    write_by_day does. Returns the rows read of each day so cleaned; a file that is not plain CSV
-    (`read_plain_csv`: escapes, malformed lines, bytes that are not UTF-8) is left out, for `clean_with_spark`.
+    pyarrow and cleans it with nightshift.cleaning's pandas parsers (`clean_snapshot`), and puts the day's valid
+    and rejected rows under `valid_days` and `rejected_days` as write_by_day does. Returns the rows read of each day
+    so cleaned; a file that is not plain CSV (`read_plain_csv`: escapes, malformed lines, bytes that are not UTF-8)
+    is left out, for `clean_with_spark`.
 
     A snapshot of a million clients takes about 1.5 s of one worker this way, against 4 s of Spark's CSV reader,
     its joins to the parsed texts and its duplicate count on both cores (docs/benchmark.md).
