@@ -42,16 +42,18 @@ def settings(cfg: config.spark) -> dict[str, str]:
         "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{_LOG4J} -XX:TieredStopAtLevel=1",
         # Timestamps shown and cast as wall-clock time read in the zone the raw partitions are cut in.
         "spark.sql.session.timeZone": config.raw().timezone,
-        # FeatureTable's join of two 1M-row tables: hashing the smaller side skips sorting both (its Spark
-        # operation 4.5 -> 2.8 s). Spark still picks a sort-merge join when a side is too big to hash per partition.
+        # FeatureTable's join by Spark (off the local filesystem) of two 1M-row tables: hashing the smaller side
+        # skips sorting both (its Spark operation 4.5 -> 2.8 s). Spark still picks a sort-merge join when a side is
+        # too big to hash per partition.
         "spark.sql.join.preferSortMergeJoin": "false",
         # Predict: rows per Arrow batch, each one scikit-learn call.
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(SCORE_BATCH_ROWS),
         # ClientFeatures caches the cleaned snapshot for three passes; encoding it costs more than it saves
         # (1M rows: 3.3 -> 2.6 s to build).
         "spark.sql.inMemoryColumnarStorage.compressed": "false",
-        # TransactionFeatures groups 30 days of per-day rows by client: a million keys overflow the small first-level
-        # hash map at once, and probing it first costs more than it saves (its 1M-client aggregation 4.7 -> 4.2 s).
+        # TransactionFeatures by Spark (off the local filesystem) groups 30 days of per-day rows by client: a million
+        # keys overflow the small first-level hash map at once, and probing it first costs more than it saves (its
+        # 1M-client aggregation 4.7 -> 4.2 s).
         "spark.sql.codegen.aggregate.map.twolevel.enabled": "false",
     }
     return {**base, **fs.parse_options(cfg.conf, "[spark] conf")}
