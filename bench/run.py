@@ -18,7 +18,8 @@ then runs, each in a fresh process as cron would start it (bench/night.py):
 and measures wall time (per stage from Luigi's PROCESSING_TIME events), the peak summed RSS of the
 process tree (Python, the Spark JVM and its Python workers; sampled from /proc) and clients scored per
 second. Results go to bench/results/latest.json, a table in docs/benchmark.md (between its
-bench:start / bench:end markers; README.md is never written) and bench/results/stages.svg.
+bench:start / bench:end markers; README.md is never written) and bench/results/stages.svg (with --no-readme,
+the --out file's name with .svg).
 """
 import argparse
 import datetime as dt
@@ -538,10 +539,18 @@ def main(argv=None) -> int:
     return report(results, args)
 
 
+def svg_path(args) -> str:
+    """stages.svg beside the --out JSON, the one this page shows; with --no-readme, <out>.svg, so that a side run
+    (bench/results/10m.json) does not overwrite it."""
+    if args.no_readme:
+        return os.path.splitext(args.out)[0] + ".svg"
+    return os.path.join(os.path.dirname(args.out), "stages.svg")
+
+
 def report(results: dict, args) -> int:
     table = format_table(results)
     if results["scales"]:
-        write_svg(results, os.path.join(os.path.dirname(args.out), "stages.svg"))
+        write_svg(results, svg_path(args))
     if results["scales"] and not args.no_readme:
         write_table(table, results, TABLE_PAGE)
     print(table)

@@ -109,12 +109,15 @@ def test_results_table_goes_between_the_markers_of_docs_benchmark_and_never_into
     args = argparse.Namespace(out=str(tmp_path / "latest.json"), no_readme=True)
     assert run.report(_results(), args) == 0
     assert "old table" in page.read_text()
+    # a side run's figure goes beside its JSON, named after it, and leaves the page's stages.svg alone
+    assert (tmp_path / "latest.svg").exists() and not (tmp_path / "stages.svg").exists()
 
     args.no_readme = False
     assert run.report(_results(), args) == 0
     text = page.read_text()
     assert "old table" not in text and text.startswith("# Benchmark\n") and text.endswith("Reading it.\n")
     assert "| 100k | steady-state night | 30.0 | 1.00 |" in text and "`make bench` took 11.5 min" in text
+    assert (tmp_path / "stages.svg").exists()
     assert (REPO / "README.md").read_bytes() == readme
 
 
