@@ -6,7 +6,7 @@ function alone, so the driver binding it never pays that import.
 """
 import functools
 import operator
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import pandas as pd
 
@@ -85,20 +85,18 @@ def clean_client_files(
 
     from nightshift import cleaning
 
-    for frame in indexes:
-        rows = []
-        for index in frame["id"]:
-            with filesystem.open_input_file(paths[index]) as source:
-                raw = cleaning.read_plain_csv(source.read(), headers[index])
-            if raw is None:
-                rows.append(-1)
-                continue
-            valid, rejected = cleaning.clean_snapshot(raw, **bounds)
-            for table, folder in ((valid, valid_folders[index]), (rejected, rejected_folders[index])):
-                filesystem.create_dir(folder, recursive=True)
-                pq.write_table(table, f"{folder}/part-00000.parquet", filesystem=filesystem)
-            rows.append(raw.num_rows)
-        yield pd.DataFrame({"id": frame["id"], "rows": rows})
+    def clean(index: int) -> int:
+        with filesystem.open_input_file(paths[index]) as source:
+            raw = cleaning.read_plain_csv(source.read(), headers[index])
+        if raw is None:
+            return -1
+        valid, rejected = cleaning.clean_snapshot(raw, **bounds)
+        for table, folder in ((valid, valid_folders[index]), (rejected, rejected_folders[index])):
+            filesystem.create_dir(folder, recursive=True)
+            pq.write_table(table, f"{folder}/part-00000.parquet", filesystem=filesystem)
+        return raw.num_rows
+
+    return each_index(indexes, clean)
 
 
 def window_feature_files(
@@ -119,17 +117,16 @@ def window_feature_files(
     from nightshift import windows as maths
     from nightshift.schema import DAILY_AGGREGATES
 
-    for frame in indexes:
-        rows = []
-        for index in frame["id"]:
-            where = client_range(*bounds[index])
-            table = maths.window_features(
-                [(age, pads.dataset(folder, filesystem=filesystem, format="parquet")
-                  .to_table(columns=[KEY, *DAILY_AGGREGATES], filter=where)) for age, folder in days], windows)
-            filesystem.create_dir(out, recursive=True)
-            pq.write_table(table, f"{out}/part-{index:05d}.parquet", filesystem=filesystem)
-            rows.append(table.num_rows)
-        yield pd.DataFrame({"id": frame["id"], "rows": rows})
+    def window(index: int) -> int:
+        where = client_range(*bounds[index])
+        table = maths.window_features(
+            [(age, pads.dataset(folder, filesystem=filesystem, format="parquet")
+              .to_table(columns=[KEY, *DAILY_AGGREGATES], filter=where)) for age, folder in days], windows)
+        filesystem.create_dir(out, recursive=True)
+        pq.write_table(table, f"{out}/part-{index:05d}.parquet", filesystem=filesystem)
+        return table.num_rows
+
+    return each_index(indexes, window)
 
 
 def join_feature_files(
@@ -148,26 +145,31 @@ def join_feature_files(
     import pyarrow.dataset as pads
     import pyarrow.parquet as pq
 
+    def join(index: int) -> int:
+        where = client_range(*bounds[index])
+        left, right = (pads.dataset(folder, filesystem=filesystem, format="parquet").to_table(filter=where)
+                       for folder in (clients, transactions))
+        table = left.join(right, KEY, join_type="left outer")
+        table = table.select([*left.column_names, *(name for name in right.column_names if name != KEY)])
+        for name in zeros:  # filled, so never null: the schema says so, as Spark's fillna does
+            column = table.schema.get_field_index(name)
+            table = table.set_column(column, table.field(column).with_nullable(False), pc.fill_null(table[name], 0.0))
+        filesystem.create_dir(out, recursive=True)
+        files = max(1, -(-table.num_rows // FEATURE_FILE_ROWS))
+        step = -(-table.num_rows // files) if table.num_rows else 1
+        for k in range(files):
+            pq.write_table(table.slice(k * step, step), f"{out}/part-{index:05d}-{k:05d}.parquet",
+                           filesystem=filesystem)
+        return table.num_rows
+
+    return each_index(indexes, join)
+
+
+def each_index(indexes: Iterable[pd.DataFrame], work: Callable[[int], int]) -> Iterator[pd.DataFrame]:
+    """`id` and `rows` = work(id) for every id of the batches of `indexes` (spark.range): one piece of work per
+    Spark task, which the worker reads and writes itself."""
     for frame in indexes:
-        rows = []
-        for index in frame["id"]:
-            where = client_range(*bounds[index])
-            left, right = (pads.dataset(folder, filesystem=filesystem, format="parquet").to_table(filter=where)
-                           for folder in (clients, transactions))
-            table = left.join(right, KEY, join_type="left outer")
-            table = table.select([*left.column_names, *(name for name in right.column_names if name != KEY)])
-            for name in zeros:  # filled, so never null: the schema says so, as Spark's fillna does
-                column = table.schema.get_field_index(name)
-                table = table.set_column(column, table.field(column).with_nullable(False),
-                                         pc.fill_null(table[name], 0.0))
-            filesystem.create_dir(out, recursive=True)
-            files = max(1, -(-table.num_rows // FEATURE_FILE_ROWS))
-            step = -(-table.num_rows // files) if table.num_rows else 1
-            for k in range(files):
-                pq.write_table(table.slice(k * step, step), f"{out}/part-{index:05d}-{k:05d}.parquet",
-                               filesystem=filesystem)
-            rows.append(table.num_rows)
-        yield pd.DataFrame({"id": frame["id"], "rows": rows})
+        yield pd.DataFrame({"id": frame["id"], "rows": [work(int(index)) for index in frame["id"]]})
 
 
 def client_range(low: int | None, high: int | None):

@@ -285,6 +285,13 @@ def write_quarantine(target: ParquetTarget, write: Callable[[str], None], source
     return counts
 
 
+def on_workers(spark, job: Callable, tasks: int) -> dict[int, int]:
+    """Run `job` (an executors function over an `id` column, bound with functools.partial) as `tasks` Spark tasks,
+    ids 0..tasks-1, each on a Python worker that reads and writes its files itself: {id: the rows it reports}."""
+    rows = spark.range(0, tasks, 1, tasks).mapInPandas(job, "id long, rows long").collect()
+    return {row["id"]: row["rows"] for row in rows}
+
+
 def workers_read(cfg: config.raw, *uris: str) -> bool:
     """Whether the Python workers may read the snapshots themselves: UTF-8 files on the local filesystem."""
     from nightshift.cleaning import is_utf8
@@ -320,8 +327,7 @@ def clean_on_workers(spark, snapshots: dict[dt.date, tuple[str, list[str]]], cfg
             valid_folders=[fs.resolve(day_folder(valid_days, day))[1] for day in days],
             rejected_folders=[fs.resolve(day_folder(rejected_days, day))[1] for day in days],
         )
-        cleaned = spark.range(0, len(days), 1, len(days)).mapInPandas(clean, "id long, rows long").collect()
-        totals.update({days[row["id"]]: row["rows"] for row in cleaned if row["rows"] >= 0})
+        totals.update({days[index]: rows for index, rows in on_workers(spark, clean, len(days)).items() if rows >= 0})
     return totals
 
 
@@ -691,7 +697,7 @@ def windows_on_workers(spark, days: dict[int, str], out: str) -> None:
     job = functools.partial(executors.window_feature_files, filesystem=filesystem, windows=feature_windows(),
                             days=[(age, fs.resolve(uri)[1]) for age, uri in sorted(days.items())], bounds=bounds,
                             out=fs.resolve(out)[1])
-    spark.range(0, len(bounds), 1, len(bounds)).mapInPandas(job, "id long, rows long").collect()
+    on_workers(spark, job, len(bounds))
 
 
 def transaction_feature_names() -> list[str]:
@@ -747,7 +753,7 @@ def join_on_workers(spark, clients: str, transactions: str, out: str) -> None:
     join = functools.partial(executors.join_feature_files, filesystem=filesystem, clients=fs.resolve(clients)[1],
                              transactions=fs.resolve(transactions)[1], out=fs.resolve(out)[1],
                              zeros=transaction_feature_names(), bounds=bounds)
-    spark.range(0, len(bounds), 1, len(bounds)).mapInPandas(join, "id long, rows long").collect()
+    on_workers(spark, join, len(bounds))
 
 
 def night_volumes(date: dt.date) -> list[dict]:
